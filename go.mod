@@ -3,7 +3,7 @@ module github.com/strata-proxy/strata
 go 1.26.0
 
 require (
-	github.com/pires/go-proxyproto v0.15.0 // indirect
-	go.yaml.in/yaml/v4 v4.0.0 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
+	github.com/pires/go-proxyproto v0.15.0
+	go.yaml.in/yaml/v4 v4.0.0
+	golang.org/x/crypto v0.59.0
 )
