@@ -1,0 +1,185 @@
+package config
+
+import (
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v4"
+)
+
+var (
+	topKeys      = []string{"global", "defaults", "frontends", "backends"}
+	globalKeys   = []string{"max_connections", "data_dir", "buffer_size", "drain_timeout", "log"}
+	logKeys      = []string{"format", "level", "output"}
+	defaultsKeys = []string{"timeouts", "retries", "maxconn"}
+	timeoutKeys  = []string{"connect", "client", "server", "tunnel", "queue", "handshake", "check"}
+)
+
+// Built-in defaults, used where the file is silent.
+const (
+	defaultMaxConnections = 20000
+	defaultDataDir        = "./strata-data"
+	defaultBufferSize     = 16 << 10
+	defaultDrainTimeout   = 30 * time.Second
+	defaultRetries        = 3
+)
+
+var defaultTimeouts = Timeouts{
+	Connect:   5 * time.Second,
+	Client:    60 * time.Second,
+	Server:    60 * time.Second,
+	Queue:     5 * time.Second,
+	Handshake: 10 * time.Second,
+	Check:     2 * time.Second,
+}
+
+// config reads the whole document. Defaults are read before frontends and
+// backends whatever the order in the file, because those inherit from them.
+func (p *parser) config(root *yaml.Node) *Config {
+	top := p.mapping(root, "configuration", topKeys)
+	if top == nil {
+		return nil
+	}
+	cfg := &Config{File: p.file, Dir: p.dir, backends: map[string]*Backend{}}
+	cfg.Global = p.global(top.val("global"))
+	cfg.Defaults = p.defaults(top.val("defaults"))
+
+	backends, _ := p.namedEntries(top, "backends")
+	for _, e := range backends {
+		b := p.backend(e, &cfg.Defaults)
+		cfg.Backends = append(cfg.Backends, b)
+		cfg.backends[b.Name] = b
+	}
+	frontends, written := p.namedEntries(top, "frontends")
+	for _, e := range frontends {
+		cfg.Frontends = append(cfg.Frontends, p.frontend(e, cfg))
+	}
+	if written == 0 {
+		at := root
+		if e, ok := top["frontends"]; ok {
+			at = e.key
+		}
+		p.errorf(at, "no frontends: define at least one under frontends")
+	}
+	slices.SortFunc(cfg.Frontends, func(a, b *Frontend) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(cfg.Backends, func(a, b *Backend) int { return strings.Compare(a.Name, b.Name) })
+	p.checkListeners(cfg.Frontends)
+	return cfg
+}
+
+// namedEntries returns the entries of the mapping under key (frontends or
+// backends), checking each name, and how many were written, valid or not.
+func (p *parser) namedEntries(top fields, key string) ([]entry, int) {
+	m := p.mapping(top.val(key), key, nil)
+	out := make([]entry, 0, len(m))
+	for name, e := range m {
+		if !validName(name) {
+			p.errorf(e.key, "%s: invalid name %q; use letters, digits, '_', '.' and '-'", key, name)
+			continue
+		}
+		out = append(out, e)
+	}
+	// Map order is random; walk in file order so errors and listener
+	// overlap reports are deterministic.
+	slices.SortFunc(out, func(a, b entry) int {
+		if a.key.Line != b.key.Line {
+			return a.key.Line - b.key.Line
+		}
+		return a.key.Column - b.key.Column
+	})
+	return out, len(m)
+}
+
+func (p *parser) global(n *yaml.Node) Global {
+	g := Global{
+		MaxConnections: defaultMaxConnections,
+		DataDir:        p.resolve(defaultDataDir),
+		BufferSize:     defaultBufferSize,
+		DrainTimeout:   defaultDrainTimeout,
+		Log:            Log{Format: LogJSON, Level: slog.LevelInfo, Output: "stderr"},
+	}
+	f := p.mapping(n, "global", globalKeys)
+	if v, ok := f["max_connections"]; ok {
+		if i, ok := p.integer(v.val, "max_connections", 0, maxInt); ok {
+			g.MaxConnections = i
+		}
+	}
+	if v, ok := f["data_dir"]; ok {
+		if s, _, ok := p.path(v.val, "data_dir"); ok {
+			g.DataDir = s
+		}
+	}
+	if v, ok := f["buffer_size"]; ok {
+		if s, ok := p.size(v.val, "buffer_size", 1<<10, 1<<20); ok {
+			g.BufferSize = s
+		}
+	}
+	if v, ok := f["drain_timeout"]; ok {
+		if d, ok := p.duration(v.val, "drain_timeout", false); ok {
+			g.DrainTimeout = d
+		}
+	}
+	if v, ok := f["log"]; ok {
+		l := p.mapping(v.val, "log", logKeys)
+		if v, ok := l["format"]; ok {
+			if s, ok := p.enum(v.val, "log.format", "json", "text"); ok {
+				g.Log.Format = LogFormat(s)
+			}
+		}
+		if v, ok := l["level"]; ok {
+			if s, ok := p.enum(v.val, "log.level", "debug", "info", "warn", "error"); ok {
+				_ = g.Log.Level.UnmarshalText([]byte(s))
+			}
+		}
+		if v, ok := l["output"]; ok {
+			if s, ok := p.str(v.val, "log.output"); ok {
+				if s != "stderr" && s != "stdout" {
+					s = p.resolve(s)
+				}
+				g.Log.Output = s
+			}
+		}
+	}
+	return g
+}
+
+func (p *parser) defaults(n *yaml.Node) Defaults {
+	d := Defaults{Timeouts: defaultTimeouts, Retries: defaultRetries}
+	f := p.mapping(n, "defaults", defaultsKeys)
+	d.Timeouts = p.timeouts(f.val("timeouts"), d.Timeouts)
+	if v, ok := f["retries"]; ok {
+		if i, ok := p.integer(v.val, "retries", 0, math.MaxInt16); ok {
+			d.Retries = i
+		}
+	}
+	if v, ok := f["maxconn"]; ok {
+		if i, ok := p.integer(v.val, "maxconn", 0, maxInt); ok {
+			d.MaxConn = i
+		}
+	}
+	return d
+}
+
+// timeouts overrides the keys set in n on a copy of base.
+func (p *parser) timeouts(n *yaml.Node, base Timeouts) Timeouts {
+	t := base
+	f := p.mapping(n, "timeouts", timeoutKeys)
+	set := func(key string, dst *time.Duration, allowZero bool) {
+		if v, ok := f[key]; ok {
+			if d, ok := p.duration(v.val, "timeouts."+key, allowZero); ok {
+				*dst = d
+			}
+		}
+	}
+	set("connect", &t.Connect, false)
+	set("client", &t.Client, false)
+	set("server", &t.Server, false)
+	set("tunnel", &t.Tunnel, true)
+	set("queue", &t.Queue, false)
+	set("handshake", &t.Handshake, false)
+	set("check", &t.Check, false)
+	return t
+}
