@@ -1,0 +1,270 @@
+package graph
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-proxy/strata/certs"
+	"github.com/strata-proxy/strata/cmd/config"
+	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/session"
+	"github.com/strata-proxy/strata/tlsstage"
+)
+
+// certWatchInterval is how often static certificate files are checked for
+// changes.
+const certWatchInterval = 5 * time.Second
+
+// Graph is the live objects built from one Config. It holds no sockets: the
+// Runtime owns those and points them at the Graph's frontends.
+type Graph struct {
+	Config *config.Config
+
+	// frontends maps a listen address (ListenAddr.String()) to the
+	// frontend that serves it.
+	frontends map[string]*session.TCPFrontend
+	all       []*session.TCPFrontend
+	backends  map[string]*session.Backend
+	stores    []*certs.Store
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  sync.Once
+}
+
+// Build makes the live objects of cfg. It opens no socket and starts no
+// goroutine; Start does that.
+func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Graph{
+		Config:    cfg,
+		frontends: make(map[string]*session.TCPFrontend),
+		backends:  make(map[string]*session.Backend),
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	for _, b := range cfg.Backends {
+		be, err := buildBackend(b, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%s: backend %s: %w", cfg.File, b.Pos, b.Name, err)
+		}
+		g.backends[b.Name] = be
+	}
+	buffers := layers.NewBufferPool(int(cfg.Global.BufferSize))
+	for _, f := range cfg.Frontends {
+		if f.Mode != config.ModeTCP {
+			return nil, fmt.Errorf("%s:%s: frontend %s: mode %s is not served yet: this build of strata forwards mode tcp only", cfg.File, f.Pos, f.Name, f.Mode)
+		}
+		fe, err := g.buildFrontend(f, buffers, logger, accessLog)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%s: frontend %s: %w", cfg.File, f.Pos, f.Name, err)
+		}
+		g.all = append(g.all, fe)
+		for _, a := range f.Bind {
+			g.frontends[a.String()] = fe
+		}
+	}
+	return g, nil
+}
+
+func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, logger, accessLog *slog.Logger) (*session.TCPFrontend, error) {
+	var stages []layers.Stage
+	if f.ProxyProtocol {
+		stages = append(stages, &layers.ProxyDecode{})
+	}
+	switch {
+	case f.Passthrough:
+		stages = append(stages, &tlsstage.Peek{})
+	case f.TLS != nil:
+		st, err := g.serverStage(f.TLS, logger)
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, st)
+	}
+	routes := make([]session.Route, 0, len(f.Routes))
+	for _, r := range f.Routes {
+		ports := make([]uint16, len(r.DstPort))
+		for i, p := range r.DstPort {
+			ports[i] = uint16(p)
+		}
+		routes = append(routes, session.Route{SNI: r.SNI, DstPorts: ports, Backend: g.backends[r.Backend]})
+	}
+	var def *session.Backend
+	if f.DefaultBackend != "" {
+		def = g.backends[f.DefaultBackend]
+	}
+	var l4 *layers.L4Rules
+	if len(f.L4.Allow) > 0 || len(f.L4.Deny) > 0 || f.L4.Rate != nil || f.L4.MaxPerSource > 0 {
+		o := layers.L4Options{Allow: f.L4.Allow, Deny: f.L4.Deny, MaxPerSource: f.L4.MaxPerSource}
+		if f.L4.Rate != nil {
+			o.Rate, o.Per = f.L4.Rate.Connections, f.L4.Rate.Per
+		}
+		l4 = layers.NewL4Rules(o, logger.With("frontend", f.Name))
+	}
+	t := f.Timeouts
+	return session.NewTCPFrontend(session.TCPFrontendOptions{
+		Name:   f.Name,
+		Stages: stages,
+		Router: session.NewRouter(routes, def),
+		Timeouts: session.Timeouts{
+			Handshake: t.Handshake, Client: t.Client, Server: t.Server,
+			Tunnel: t.Tunnel, Connect: t.Connect, Queue: t.Queue,
+		},
+		L4:        l4,
+		Limit:     layers.NewConnLimit(f.MaxConnections),
+		Buffers:   buffers,
+		AccessLog: accessLog,
+		Logger:    logger.With("frontend", f.Name),
+	}), nil
+}
+
+// serverStage is the TLS decode stage of a frontend: static certificates
+// chosen by SNI, reloaded when their files change.
+func (g *Graph) serverStage(t *config.FrontendTLS, logger *slog.Logger) (layers.Stage, error) {
+	pairs := make([]certs.Pair, len(t.Certificates))
+	for i, c := range t.Certificates {
+		pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
+	}
+	store, err := certs.NewStore(pairs, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.stores = append(g.stores, store)
+	o := tlsstage.ServerOptions{
+		GetCertificate: store.GetCertificate,
+		MinVersion:     t.MinVersion,
+		ALPN:           t.ALPN,
+	}
+	if ca := t.ClientAuth; ca != nil {
+		pool, err := certs.LoadPool(ca.CA)
+		if err != nil {
+			return nil, err
+		}
+		o.ClientCAs = pool
+		o.RequireClientCert = ca.Mode == tls.RequireAndVerifyClientCert
+		o.VerifyIfGiven = ca.Mode == tls.VerifyClientCertIfGiven
+	}
+	return tlsstage.NewServer(tlsstage.ServerConfig(o)), nil
+}
+
+func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, error) {
+	var (
+		roots      *x509.CertPool
+		clientCert []tls.Certificate
+	)
+	if t := b.TLS; t != nil {
+		if t.CA != "" {
+			p, err := certs.LoadPool(t.CA)
+			if err != nil {
+				return nil, err
+			}
+			roots = p
+		}
+		if t.ClientCert != "" {
+			c, err := certs.LoadPair(t.ClientCert, t.ClientKey)
+			if err != nil {
+				return nil, err
+			}
+			clientCert = []tls.Certificate{*c}
+		}
+		if !t.Verify {
+			logger.Warn("backend TLS verification is off: servers' certificates are not checked", "backend", b.Name)
+		}
+	}
+	servers := make([]session.ServerOptions, len(b.Servers))
+	for i, s := range b.Servers {
+		d := &layers.Dialer{Address: s.Address}
+		if s.SendProxy {
+			d.Stages = append(d.Stages, &layers.ProxyEncode{})
+		}
+		if t := b.TLS; t != nil {
+			d.Stages = append(d.Stages, tlsstage.NewClient(tlsstage.ClientOptions{
+				ServerName:         s.ServerName,
+				RootCAs:            roots,
+				InsecureSkipVerify: !t.Verify,
+				Certificates:       clientCert,
+				ALPN:               t.ALPN,
+			}))
+		}
+		servers[i] = session.ServerOptions{
+			Name: s.Name, Address: s.Address, Weight: s.Weight,
+			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d,
+		}
+	}
+	o := session.BackendOptions{
+		Name:         b.Name,
+		Balance:      string(b.Balance),
+		Servers:      servers,
+		Retries:      b.Retries,
+		QueueMax:     b.Queue.Max,
+		QueueTimeout: b.Queue.Timeout,
+		Logger:       logger.With("backend", b.Name),
+	}
+	if h := b.Health; h != nil {
+		o.Health = &session.HealthOptions{Kind: string(h.Type), Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall}
+	}
+	if p := b.Passive; p != nil {
+		o.Passive = &session.PassiveOptions{Failures: p.Failures, Eject: p.Eject}
+	}
+	return session.NewBackend(o)
+}
+
+// Handler returns the frontend serving the listen address addr, or nil.
+func (g *Graph) Handler(addr string) layers.Handler {
+	if fe, ok := g.frontends[addr]; ok {
+		return fe
+	}
+	return nil
+}
+
+// Start starts the Graph's background work: health checks and certificate
+// file watches. It is idempotent.
+func (g *Graph) Start() {
+	g.start.Do(func() {
+		for _, b := range g.backends {
+			b.Start(g.ctx)
+		}
+		for _, s := range g.stores {
+			go s.Watch(g.ctx, certWatchInterval)
+		}
+	})
+}
+
+// Drain waits for the sessions that started on this Graph to finish, closes
+// those still running when ctx is done, then stops the background work.
+func (g *Graph) Drain(ctx context.Context) error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, fe := range g.all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fe.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	g.cancel()
+	return errors.Join(errs...)
+}
+
+// Live is the number of sessions running on this Graph.
+func (g *Graph) Live() int {
+	n := 0
+	for _, fe := range g.all {
+		n += fe.Live()
+	}
+	return n
+}
