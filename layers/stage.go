@@ -10,8 +10,18 @@ import (
 // ClientHello peek, TLS decode or encode. A stage owns the buffers it needs;
 // its Accept runs the stage's opening step (reading a PROXY header, a TLS
 // handshake) on conn and returns the connection the next stage reads from.
-// It records what it learned on the Initiator (Source, SNI, Handshake) and
-// reports failures as a *StageError naming itself.
+//
+// A stage reports up to the session through what it returns, never through
+// callbacks, so one goroutine sees every event in order:
+//   - handshake done: Accept returns, having recorded what it learned on
+//     the Initiator (Source/Dest, SNI, ALPN, Handshake with the peer
+//     certificates);
+//   - error with a cause, or timeout: Accept, Read or Write returns a
+//     *StageError naming the side, the stage and the phase (a timeout's
+//     cause is ErrTimeout or os.ErrDeadlineExceeded);
+//   - read closed: Read returns io.EOF (a FIN, a TLS close_notify);
+//   - write closed: CloseWrite on the returned connection shuts the
+//     sending direction alone (the session carries half-closes across).
 //
 // Accept must honour ctx (its deadline bounds the opening step) and must not
 // keep a reference to conn after a failure: the caller closes it.
@@ -30,48 +40,4 @@ type HandshakeFacts struct {
 	// PeerCertificates is the verified client (or server) chain, leaf first;
 	// empty when the peer sent none.
 	PeerCertificates []*x509.Certificate
-}
-
-// EventKind is the kind of an Event a stage reports up to the session.
-type EventKind uint8
-
-// The events stages report.
-const (
-	EventHandshakeDone EventKind = iota + 1
-	EventReadClosed              // the peer finished sending (FIN, close_notify)
-	EventWriteClosed             // our sending direction was shut
-	EventError                   // Err says why
-	EventTimeout                 // a deadline passed
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case EventHandshakeDone:
-		return "handshake done"
-	case EventReadClosed:
-		return "read closed"
-	case EventWriteClosed:
-		return "write closed"
-	case EventError:
-		return "error"
-	case EventTimeout:
-		return "timeout"
-	}
-	return "unknown"
-}
-
-// Event is what a stage reports up to the session.
-type Event struct {
-	Kind  EventKind
-	Side  Side
-	Stage string
-	Facts *HandshakeFacts // EventHandshakeDone only
-	Err   error           // EventError, EventTimeout
-}
-
-// EventSink receives the events of one session's stages. Implementations
-// must be cheap and safe for concurrent use by the two forwarding
-// directions.
-type EventSink interface {
-	StageEvent(Event)
 }

@@ -287,9 +287,6 @@ func (s *tcpSession) runStages() error {
 	// A stage may have left its deadline on the socket.
 	conn.SetDeadline(time.Time{})
 	s.setConn(layers.SideClient, conn) // re-applies an abort that raced the line above
-	if r, ok := conn.(eventReporter); ok {
-		r.SetEventSink(s)
-	}
 	return nil
 }
 
@@ -317,9 +314,6 @@ func (s *tcpSession) connect(b *Backend) error {
 		if err == nil {
 			s.server = srv
 			s.setConn(layers.SideServer, conn)
-			if r, ok := conn.(eventReporter); ok {
-				r.SetEventSink(s)
-			}
 			return nil
 		}
 		srv.Release()
@@ -424,26 +418,6 @@ func (s *tcpSession) abort(why error) {
 	if srv != nil {
 		srv.SetDeadline(aLongTimeAgo)
 	}
-}
-
-// StageEvent takes the events of the session's stages (layers.EventSink):
-// errors and timeouts they see while data flows end the session; a read
-// close counts as that side closing.
-func (s *tcpSession) StageEvent(ev layers.Event) {
-	switch ev.Kind {
-	case layers.EventError:
-		s.abort(layers.Wrap(ev.Side, ev.Stage, layers.PhaseData, ev.Err))
-	case layers.EventTimeout:
-		s.abort(&layers.StageError{Side: ev.Side, Stage: ev.Stage, Phase: layers.PhaseIdle, Err: layers.ErrTimeout})
-	case layers.EventReadClosed:
-		s.closedFirst(ev.Side)
-	}
-}
-
-// eventReporter is a stage connection that reports events up to the
-// session.
-type eventReporter interface {
-	SetEventSink(layers.EventSink)
 }
 
 // finish closes what the session opened, settles the termination and logs
