@@ -1,18 +1,21 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v4"
 )
 
 var (
-	backendKeys    = []string{"balance", "servers", "tls", "health", "passive", "retries", "queue", "timeouts"}
+	backendKeys    = []string{"balance", "cookie", "servers", "tls", "health", "passive", "retries", "queue", "timeouts"}
 	serverKeys     = []string{"address", "name", "weight", "maxconn", "backup", "send_proxy"}
 	backendTLSKeys = []string{"sni", "ca", "verify", "client_cert", "client_key", "alpn"}
-	healthKeys     = []string{"type", "interval", "timeout", "rise", "fall"}
+	healthKeys     = []string{"type", "interval", "timeout", "rise", "fall", "method", "path", "expect_status", "host"}
+	cookieKeys     = []string{"name", "insert"}
 	passiveKeys    = []string{"failures", "eject"}
 	queueKeys      = []string{"max", "timeout"}
 )
@@ -26,7 +29,13 @@ const (
 	defaultFall           = 3
 	defaultFailures       = 3
 	defaultEject          = 30 * time.Second
+	defaultHealthMethod   = "GET"
+	defaultHealthPath     = "/"
+	defaultHealthStatus   = 200
 )
+
+// balanceValues lists the valid balance values, for messages.
+const balanceValues = "roundrobin, leastconn, random, source, first, uri, header(NAME)"
 
 func (p *parser) backend(e entry, d *Defaults) *Backend {
 	b := &Backend{
@@ -41,9 +50,12 @@ func (p *parser) backend(e entry, d *Defaults) *Backend {
 		return b
 	}
 	if v, ok := f["balance"]; ok {
-		if s, ok := p.enum(v.val, "balance", "roundrobin", "leastconn", "random", "source", "first"); ok {
-			b.Balance = Balance(s)
+		if bal, header, ok := p.balance(v.val); ok {
+			b.Balance, b.HashHeader = bal, header
 		}
+	}
+	if v, ok := f["cookie"]; ok {
+		b.Cookie = p.cookie(v)
 	}
 	if v, ok := f["retries"]; ok {
 		if i, ok := p.integer(v.val, "retries", 0, math.MaxInt16); ok {
@@ -96,6 +108,9 @@ func (p *parser) backend(e entry, d *Defaults) *Backend {
 			continue
 		}
 		byName[s.Name] = s.Pos
+		if b.Cookie != nil && !validCookieValue(s.Name) {
+			p.errorf(deref(item), "backend %s: server name %q cannot be a cookie value (cookie persistence names servers); give it a name without spaces, quotes, commas, semicolons or backslashes", b.Name, s.Name)
+		}
 		if b.TLS != nil {
 			s.ServerName = b.TLS.SNI
 			if s.ServerName == "" && validHostname(s.Host) {
@@ -214,11 +229,57 @@ func (p *parser) health(e entry, b *Backend) *Health {
 		Fall:     defaultFall,
 	}
 	f := p.mapping(e.val, "health", healthKeys)
+	typeOK := true
 	if v, ok := f["type"]; ok {
-		if s, ok := p.enum(v.val, "health.type", "tcp", "tls"); ok {
+		var s string
+		if s, typeOK = p.enum(v.val, "health.type", "tcp", "tls", "http"); typeOK {
 			h.Type = HealthType(s)
 			if h.Type == HealthTLS && b.TLS == nil {
 				p.errorf(deref(v.val), "health.type: tls checks need tls on backend %s", b.Name)
+			}
+		}
+	}
+	if h.Type == HealthHTTP {
+		h.Method, h.Path, h.ExpectStatus = defaultHealthMethod, defaultHealthPath, []int{defaultHealthStatus}
+	} else if typeOK {
+		for _, key := range []string{"method", "path", "expect_status", "host"} {
+			if v, ok := f[key]; ok {
+				p.errorf(v.key, "health.%s needs type: http", key)
+			}
+		}
+	}
+	if v, ok := f["method"]; ok {
+		if s := p.methods([]*yaml.Node{v.val}, "health.method"); len(s) == 1 {
+			h.Method = s[0]
+		}
+	}
+	if v, ok := f["path"]; ok {
+		if s, ok := p.str(v.val, "health.path"); ok {
+			if problem := pathProblem(s, true); problem != "" {
+				p.errorf(deref(v.val), "health.path: %q %s", s, problem)
+			} else {
+				h.Path = s
+			}
+		}
+	}
+	if v, ok := f["expect_status"]; ok {
+		h.ExpectStatus = nil
+		items := p.seq(v.val, "health.expect_status", true)
+		for _, item := range items {
+			if st, ok := p.integer(item, "health.expect_status", 200, 599); ok {
+				h.ExpectStatus = append(h.ExpectStatus, st)
+			}
+		}
+		if len(items) == 0 && !p.hasErrorAt(v.val) {
+			p.errorf(v.key, "health.expect_status: give at least one status")
+		}
+	}
+	if v, ok := f["host"]; ok {
+		if s, ok := p.str(v.val, "health.host"); ok {
+			if _, err := parseAuthority(s); err != nil {
+				p.errorf(deref(v.val), "health.host: %v", err)
+			} else {
+				h.Host = s
 			}
 		}
 	}
@@ -235,4 +296,71 @@ func (p *parser) health(e entry, b *Backend) *Health {
 		h.Fall, _ = p.integer(v.val, "health.fall", 1, math.MaxInt16)
 	}
 	return h
+}
+
+// balance reads a balancing algorithm; header(NAME) also returns NAME.
+func (p *parser) balance(n *yaml.Node) (Balance, string, bool) {
+	s, ok := p.str(n, "balance")
+	if !ok {
+		return "", "", false
+	}
+	switch Balance(s) {
+	case BalanceRoundRobin, BalanceLeastConn, BalanceRandom, BalanceSource, BalanceFirst, BalanceURI:
+		return Balance(s), "", true
+	case BalanceHeader:
+		p.errorf(deref(n), "balance: header needs a field name, as in header(X-User)")
+		return "", "", false
+	}
+	if arg, ok := strings.CutPrefix(s, "hdr("); ok {
+		p.errorf(deref(n), "balance: unknown value %q (did you mean \"header(%s\"?)", s, arg)
+		return "", "", false
+	}
+	arg, ok := strings.CutPrefix(s, "header(")
+	if !ok {
+		p.errorf(deref(n), "balance: unknown value %q; valid values: %s", s, balanceValues)
+		return "", "", false
+	}
+	name, ok := strings.CutSuffix(arg, ")")
+	if !ok {
+		p.errorf(deref(n), "balance: %q is missing its closing ')'", s)
+		return "", "", false
+	}
+	if !validToken(name) {
+		p.errorf(deref(n), "balance: %q is not a valid header field name; use letters, digits and !#$%%&'*+-.^_`|~", name)
+		return "", "", false
+	}
+	return BalanceHeader, name, true
+}
+
+func (p *parser) cookie(e entry) *Cookie {
+	c := &Cookie{Insert: true}
+	f := p.mapping(e.val, "cookie", cookieKeys)
+	if f == nil {
+		return c
+	}
+	if v, ok := f["name"]; ok {
+		if s, ok := p.str(v.val, "cookie.name"); ok {
+			if validToken(s) {
+				c.Name = s
+			} else {
+				p.errorf(deref(v.val), "cookie.name: %q is not a valid cookie name; use letters, digits and !#$%%&'*+-.^_`|~", s)
+			}
+		}
+	} else {
+		p.errorf(e.key, "cookie: name is required, as in {name: SRV}")
+	}
+	if v, ok := f["insert"]; ok {
+		if b, ok := p.boolean(v.val, "cookie.insert"); ok {
+			c.Insert = b
+		}
+	}
+	return c
+}
+
+// balanceName is how a message names the backend's algorithm.
+func balanceName(b *Backend) string {
+	if b.Balance == BalanceHeader {
+		return fmt.Sprintf("header(%s)", b.HashHeader)
+	}
+	return string(b.Balance)
 }

@@ -86,18 +86,46 @@ type Defaults struct {
 	Timeouts Timeouts
 	Retries  int
 	MaxConn  int
+	// HTTPLimits are inherited by frontends (mode http uses them).
+	HTTPLimits HTTPLimits
 }
 
 // Timeouts are the time limits of a session. A zero Tunnel means "not set":
-// Client and Server then apply for the whole session.
+// Client and Server then apply for the whole session. In mode http each
+// expiry is answered as HAProxy does: HTTPRequest with 408, Server with
+// 504, Queue with 503; KeepAlive closes the idle connection without one.
 type Timeouts struct {
 	Connect   time.Duration // connecting to a server
 	Client    time.Duration // client idle: no bytes from the client
-	Server    time.Duration // server idle: no bytes from the server
-	Tunnel    time.Duration // idle once both sides are up in TCP mode; 0 = unset
-	Queue     time.Duration // waiting for a server slot
+	Server    time.Duration // server idle: no bytes from the server (mode http: 504)
+	Tunnel    time.Duration // idle once both sides are up in mode tcp or after an HTTP Upgrade; 0 = unset
+	Queue     time.Duration // waiting for a server slot (mode http: 503)
 	Handshake time.Duration // TLS handshake / PROXY header on the client side
 	Check     time.Duration // one health check
+	// HTTPRequest bounds the time from the first byte of a request (or the
+	// end of the handshake, for the first) to the end of its head: 408.
+	HTTPRequest time.Duration
+	// KeepAlive bounds the idle time between the end of a response and the
+	// first byte of the next request on a client keep-alive connection.
+	KeepAlive time.Duration
+}
+
+// HTTPLimits bound what a mode http frontend accepts in a request; past a
+// limit the request is refused with the status named on its field.
+// Frontends carry their effective limits whatever their mode.
+type HTTPLimits struct {
+	// MaxHeaderBytes bounds the request head (request line, header fields
+	// and the empty line): 431. It is at most Global.BufferSize, because a
+	// head must fit in one buffer.
+	MaxHeaderBytes int
+	// MaxHeaderCount bounds the number of header fields: 431.
+	MaxHeaderCount int
+	// MaxURIBytes bounds the request target: 414. It is at most
+	// MaxHeaderBytes.
+	MaxURIBytes int
+	// MaxBodyBytes bounds the request body (a Content-Length or the sum of
+	// the chunks): 413. 0 means unlimited.
+	MaxBodyBytes int64
 }
 
 // Mode is what a frontend speaks after TLS: raw TCP or HTTP.
@@ -128,6 +156,27 @@ type Frontend struct {
 	Routes         []Route
 	DefaultBackend string // "" = none
 	Timeouts       Timeouts
+	HTTPLimits     HTTPLimits
+
+	// The fields below are for mode http only; they hold their zero values
+	// in mode tcp.
+
+	// HTTPRules are the L7 allow/deny rules, tried in order on each request
+	// before routing; the first rule that matches decides, and a request no
+	// rule matches is allowed.
+	HTTPRules []HTTPRule
+	// Headers are the header rewrites of requests and responses.
+	Headers Headers
+	// Forwarded says which forwarding headers are sent to servers and whose
+	// are trusted.
+	Forwarded Forwarded
+	// RequestID names the request id header and whether it is generated.
+	RequestID RequestID
+	// ErrorFiles maps a status (400-599) to the file, resolved against
+	// Config.Dir, whose contents are the body of the error responses strata
+	// itself sends with that status. Parse checked that each is a readable
+	// regular file of at most 64 KiB. nil when none are set.
+	ErrorFiles map[int]string
 }
 
 // ListenAddr is one listening socket.
@@ -196,16 +245,142 @@ type Rate struct {
 	Per         time.Duration
 }
 
-// Route sends connections that match it to Backend. A route matches when
-// every criterion it sets matches (SNI and DstPort each match any of their
-// values).
+// Route sends connections (mode tcp) or requests (mode http) that match it
+// to Backend, or answers them with Redirect. A route matches when every
+// criterion it sets matches; a list criterion matches when any of its
+// values does. Host, PathPrefix, Header and Redirect are mode http only.
 type Route struct {
 	Pos Pos
 	// SNI holds lower-case host names or "*.suffix" wildcards.
 	SNI []string
 	// DstPort holds listener ports.
 	DstPort []int
-	Backend string
+	// Host holds lower-case host names, IP addresses (IPv6 without
+	// brackets) or "*.suffix" wildcards of one label, as SNI, compared
+	// with the request's host (the authority of the target, else the Host
+	// field) without its port.
+	Host []string
+	// PathPrefix holds prefixes of the request path, each starting with
+	// "/", compared byte for byte (case-sensitive, before any decoding).
+	PathPrefix []string
+	// Header is nil when the route does not match on a header field.
+	Header *HeaderMatch
+	// Exactly one of Backend and Redirect is set.
+	Backend  string
+	Redirect *Redirect
+}
+
+// HeaderMatch matches a request that has a header field named Name and,
+// when HasValue, one whose whole value is exactly Value.
+type HeaderMatch struct {
+	// Name is a field-name token as written; names compare
+	// case-insensitively.
+	Name     string
+	Value    string
+	HasValue bool
+}
+
+// Redirect answers a request with a redirection to a URL made from the
+// request's own by replacing the parts that are set. The query is kept.
+// When Scheme changes the scheme and Host is not set, the request's host is
+// kept without its port.
+type Redirect struct {
+	Pos Pos
+	// Status is 301, 302, 303, 307 or 308.
+	Status int
+	// Scheme is "http" or "https"; "" keeps the request's.
+	Scheme string
+	// Host is a host, or host:port, with an IPv6 address in brackets; ""
+	// keeps the request's.
+	Host string
+	// Path replaces the whole path; "" keeps it (or see Prefix).
+	Path string
+	// Prefix replaces the part of the path matched by the route's
+	// PathPrefix, keeping the rest; "" = not set. Path and Prefix are never
+	// both set, and Prefix only on a route with PathPrefix.
+	Prefix string
+}
+
+// RuleAction is what an HTTPRule does with the requests it matches.
+type RuleAction string
+
+// Rule actions.
+const (
+	RuleAllow RuleAction = "allow"
+	RuleDeny  RuleAction = "deny"
+)
+
+// HTTPRule allows or denies the requests that match every criterion it
+// sets; a list criterion matches when any of its values does, and a rule
+// that sets none matches every request.
+type HTTPRule struct {
+	Pos    Pos
+	Action RuleAction
+	// Src holds prefixes of the client address: the peer's, or the one a
+	// PROXY header gave; never a forwarding header's.
+	Src []netip.Prefix
+	// Method holds methods, compared case-sensitively.
+	Method []string
+	// Host and PathPrefix match as in Route.
+	Host       []string
+	PathPrefix []string
+	// Header is nil when the rule does not match on a header field.
+	Header *HeaderMatch
+	// Status is the status a deny is answered with (400-599, default 403);
+	// 0 for allow.
+	Status int
+}
+
+// Headers are the header rewrites of a frontend.
+type Headers struct {
+	// Request is applied to each request after routing, before the
+	// forwarding headers and the request id are added.
+	Request HeaderRules
+	// Response is applied to each response from a server, before it is
+	// sent to the client.
+	Response HeaderRules
+}
+
+// HeaderRules rewrite the header fields of a message, in this order:
+// every field named in Delete is removed; each field of Set replaces all
+// the fields of its name (or is appended when there are none); each field
+// of Add is appended. Names compare case-insensitively. Framing and
+// hop-by-hop fields (Content-Length, Transfer-Encoding, Connection, ...)
+// cannot be set or added.
+type HeaderRules struct {
+	Delete []string
+	// Set and Add are in file order.
+	Set []HeaderField
+	Add []HeaderField
+}
+
+// HeaderField is one header field to write: a token name and a value with
+// no control characters other than HTAB and no surrounding whitespace.
+type HeaderField struct {
+	Name, Value string
+}
+
+// Forwarded says how a frontend tells servers who the client is. The
+// fields it writes are appended to those received when the direct peer is
+// inside Trusted, and replace them otherwise.
+type Forwarded struct {
+	// Trusted holds the prefixes of peers (other proxies) whose forwarding
+	// fields are kept; empty means none are.
+	Trusted []netip.Prefix
+	// XForwarded sends X-Forwarded-For, X-Forwarded-Proto and
+	// X-Forwarded-Host.
+	XForwarded bool
+	// Forwarded sends the RFC 7239 Forwarded field.
+	Forwarded bool
+}
+
+// RequestID says which header field carries a request's id. A request that
+// has one keeps it; it is passed to the server and logged.
+type RequestID struct {
+	// Header is the field name (a token), "X-Request-ID" by default.
+	Header string
+	// Generate adds a fresh id to requests that have none.
+	Generate bool
 }
 
 // Balance is a load-balancing algorithm.
@@ -218,6 +393,11 @@ const (
 	BalanceRandom     Balance = "random"
 	BalanceSource     Balance = "source"
 	BalanceFirst      Balance = "first"
+	// BalanceURI hashes the request path and query (mode http).
+	BalanceURI Balance = "uri"
+	// BalanceHeader hashes the value of the field Backend.HashHeader
+	// (mode http); written header(NAME).
+	BalanceHeader Balance = "header"
 )
 
 // Backend is a pool of servers and how to reach and check them.
@@ -225,6 +405,13 @@ type Backend struct {
 	Name    string
 	Pos     Pos
 	Balance Balance
+	// HashHeader is the field name (a token, as written) hashed when
+	// Balance is BalanceHeader; "" otherwise.
+	HashHeader string
+	// Cookie is nil when there is no cookie-based persistence. A backend
+	// with BalanceURI, BalanceHeader or a Cookie is used only by mode http
+	// frontends.
+	Cookie  *Cookie
 	Servers []Server
 	// TLS is nil when servers are reached over plain TCP.
 	TLS *BackendTLS
@@ -272,6 +459,18 @@ type BackendTLS struct {
 	ALPN       []string
 }
 
+// Cookie is cookie-based persistence, HAProxy's "cookie NAME insert": a
+// request whose cookie Name holds the name of a usable server goes to that
+// server; other requests are balanced.
+type Cookie struct {
+	// Name is the cookie name (a token).
+	Name string
+	// Insert makes strata add a Set-Cookie naming the chosen server to the
+	// response when the request's cookie did not already name it. When
+	// false, strata only reads the cookie, which the servers set.
+	Insert bool
+}
+
 // HealthType is the kind of active health check.
 type HealthType string
 
@@ -279,6 +478,9 @@ type HealthType string
 const (
 	HealthTCP HealthType = "tcp"
 	HealthTLS HealthType = "tls"
+	// HealthHTTP sends an HTTP/1.1 request, over TLS when the backend has
+	// TLS, and checks the response status.
+	HealthHTTP HealthType = "http"
 )
 
 // Health is the active health check of a backend's servers.
@@ -288,6 +490,19 @@ type Health struct {
 	Timeout  time.Duration
 	Rise     int // consecutive successes to mark a server up
 	Fall     int // consecutive failures to mark a server down
+
+	// The fields below are set for HealthHTTP only.
+
+	// Method is the request method (a token), GET by default.
+	Method string
+	// Path is the request target, starting with "/"; "/" by default.
+	Path string
+	// ExpectStatus holds the statuses of a healthy response; [200] by
+	// default.
+	ExpectStatus []int
+	// Host is the Host field sent (host or host:port); "" sends the
+	// server's address.
+	Host string
 }
 
 // Passive ejects a server after consecutive connect failures.

@@ -17,7 +17,11 @@
 // as [Errors].
 //
 // Defaults are applied during the parse: each [Frontend] and [Backend]
-// carries its effective [Timeouts], retries and per-server limits, so the
-// runtime never consults [Defaults]. Relative file paths are resolved
+// carries its effective [Timeouts], retries, per-server limits and
+// [HTTPLimits], so the runtime never consults [Defaults]. Sections that only
+// mode http has ([HTTPRule], [Headers], [Forwarded], [RequestID], error
+// files, a [Route]'s host, path, header and [Redirect]) are errors on a
+// mode tcp frontend, and so is a reference from one to a backend that reads
+// requests (uri or header balancing, [Cookie] persistence). Relative file paths are resolved
 // against the directory of the configuration file.
 package config

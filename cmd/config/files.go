@@ -18,9 +18,14 @@ import (
 // path to a device or a huge file must not hang validation.
 const maxPEMFile = 1 << 20
 
-// readPEMFile reads a small regular file. It checks the type before
-// opening, since opening a FIFO blocks until a writer appears.
+// readPEMFile reads a certificate, key or CA file.
 func readPEMFile(path string) ([]byte, error) {
+	return readSmallFile(path, maxPEMFile)
+}
+
+// readSmallFile reads a regular file of at most limit bytes. It checks the
+// type before opening, since opening a FIFO blocks until a writer appears.
+func readSmallFile(path string, limit int64) ([]byte, error) {
 	if st, err := os.Stat(path); err != nil {
 		return nil, unwrapPathError(err)
 	} else if !st.Mode().IsRegular() {
@@ -38,12 +43,12 @@ func readPEMFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, unwrapPathError(err)
 	}
-	if len(data) > maxPEMFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxPEMFile)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %s", formatSize(limit))
 	}
 	return data, nil
 }
@@ -134,4 +139,23 @@ func caProblem(path string) string {
 		return "no PEM certificates found"
 	}
 	return ""
+}
+
+// checkErrorFile records an error at n unless path is a readable regular
+// file of at most maxErrorFile bytes: an error body is sent whole, from
+// memory, on a path that must not fail.
+func (p *parser) checkErrorFile(n *yaml.Node, path, name string) bool {
+	memo := "errorfile\x00" + path
+	problem, done := p.checked[memo]
+	if !done {
+		if _, err := readSmallFile(path, maxErrorFile); err != nil {
+			problem = err.Error()
+		}
+		p.checked[memo] = problem
+	}
+	if problem != "" {
+		p.errorf(n, "error file %s: %s", name, problem)
+		return false
+	}
+	return true
 }

@@ -2,7 +2,7 @@ package config
 
 import (
 	"crypto/tls"
-	"net/netip"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -10,13 +10,13 @@ import (
 )
 
 var (
-	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts"}
+	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors"}
 	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth"}
 	certificateKeys = []string{"cert", "key"}
 	clientAuthKeys  = []string{"ca", "mode"}
 	l4Keys          = []string{"allow", "deny", "rate", "max_per_source"}
 	rateKeys        = []string{"connections", "per"}
-	routeKeys       = []string{"sni", "dst_port", "backend"}
+	routeKeys       = []string{"sni", "dst_port", "host", "path_prefix", "header", "backend", "redirect"}
 )
 
 // maxListeners bounds the listeners of one configuration, port ranges
@@ -25,10 +25,11 @@ const maxListeners = 1 << 16
 
 func (p *parser) frontend(e entry, cfg *Config) *Frontend {
 	fe := &Frontend{
-		Name:     e.key.Value,
-		Pos:      pos(e.key),
-		Mode:     ModeHTTP,
-		Timeouts: cfg.Defaults.Timeouts,
+		Name:       e.key.Value,
+		Pos:        pos(e.key),
+		Mode:       ModeHTTP,
+		Timeouts:   cfg.Defaults.Timeouts,
+		HTTPLimits: cfg.Defaults.HTTPLimits,
 	}
 	f := p.mapping(e.val, "frontend "+fe.Name, frontendKeys)
 	if f == nil {
@@ -72,16 +73,22 @@ func (p *parser) frontend(e entry, cfg *Config) *Frontend {
 	}
 	if v, ok := f["timeouts"]; ok {
 		fe.Timeouts = p.timeouts(v.val, fe.Timeouts)
+		for _, key := range []string{"http_request", "keep_alive"} {
+			if k := keyNode(v.val, key); k != nil {
+				p.needHTTP(k, fe, "timeouts."+key)
+			}
+		}
 	}
+	p.frontendHTTP(f, fe, cfg)
 	routes := p.seq(f.val("routes"), "routes", false)
-	for _, item := range routes {
-		if r, ok := p.route(item, fe, cfg); ok {
+	for i, item := range routes {
+		if r, ok := p.route(item, i, fe, cfg); ok {
 			fe.Routes = append(fe.Routes, r)
 		}
 	}
 	if v, ok := f["default_backend"]; ok {
 		if s, ok := p.str(v.val, "default_backend"); ok {
-			p.checkBackend(v.val, s, cfg)
+			p.checkBackend(v.val, s, fe, cfg)
 			fe.DefaultBackend = s
 		}
 	}
@@ -89,6 +96,53 @@ func (p *parser) frontend(e entry, cfg *Config) *Frontend {
 		p.errorf(e.key, "frontend %s: nowhere to send connections; add default_backend or routes", fe.Name)
 	}
 	return fe
+}
+
+// frontendHTTP reads the sections that only mode http has, and gives a
+// mode http frontend their defaults.
+func (p *parser) frontendHTTP(f fields, fe *Frontend, cfg *Config) {
+	if fe.Mode == ModeHTTP {
+		fe.Forwarded = Forwarded{XForwarded: true}
+		fe.RequestID = RequestID{Header: defaultRequestIDHeader, Generate: true}
+	}
+	if v, ok := f["http_limits"]; ok {
+		p.needHTTP(v.key, fe, "http_limits")
+		fe.HTTPLimits = p.httpLimits(v.val, fe.HTTPLimits, &cfg.Global)
+	}
+	if v, ok := f["http_rules"]; ok {
+		p.needHTTP(v.key, fe, "http_rules")
+		fe.HTTPRules = p.httpRules(v.val)
+	}
+	if v, ok := f["headers"]; ok {
+		p.needHTTP(v.key, fe, "headers")
+		fe.Headers = p.headers(v.val)
+	}
+	if v, ok := f["forwarded"]; ok {
+		p.needHTTP(v.key, fe, "forwarded")
+		fe.Forwarded = p.forwarded(v.val)
+	}
+	if v, ok := f["request_id"]; ok {
+		p.needHTTP(v.key, fe, "request_id")
+		fe.RequestID = p.requestID(v.val)
+	}
+	if v, ok := f["errors"]; ok {
+		p.needHTTP(v.key, fe, "errors")
+		fe.ErrorFiles = p.errorFiles(v.val)
+	}
+}
+
+// keyNode returns the key node called name in the mapping n, or nil.
+func keyNode(n *yaml.Node, name string) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := deref(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == name {
+			return k
+		}
+	}
+	return nil
 }
 
 // hasErrorAt reports whether an error was recorded at n itself, such as
@@ -209,24 +263,8 @@ func (p *parser) clientAuth(e entry) *ClientAuth {
 func (p *parser) l4(n *yaml.Node) L4 {
 	var l L4
 	f := p.mapping(n, "l4", l4Keys)
-	prefixes := func(key string) []netip.Prefix {
-		var out []netip.Prefix
-		for _, item := range p.seq(f.val(key), key, true) {
-			s, ok := p.str(item, key)
-			if !ok {
-				continue
-			}
-			pfx, err := parsePrefix(s)
-			if err != nil {
-				p.errorf(deref(item), "%s: %v", key, err)
-				continue
-			}
-			out = append(out, pfx)
-		}
-		return out
-	}
-	l.Allow = prefixes("allow")
-	l.Deny = prefixes("deny")
+	l.Allow = p.prefixes(f.val("allow"), "allow")
+	l.Deny = p.prefixes(f.val("deny"), "deny")
 	if v, ok := f["rate"]; ok {
 		r := &Rate{}
 		rf := p.mapping(v.val, "rate", rateKeys)
@@ -248,13 +286,19 @@ func (p *parser) l4(n *yaml.Node) L4 {
 	return l
 }
 
-func (p *parser) route(n *yaml.Node, fe *Frontend, cfg *Config) (Route, bool) {
+func (p *parser) route(n *yaml.Node, i int, fe *Frontend, cfg *Config) (Route, bool) {
 	r := Route{Pos: pos(deref(n))}
 	f := p.mapping(n, "route", routeKeys)
 	if f == nil {
 		return r, false
 	}
-	written := 0 // sni and dst_port items, valid or not
+	at := fmt.Sprintf("routes[%d]", i)
+	for _, key := range []string{"host", "path_prefix", "header", "redirect"} {
+		if v, ok := f[key]; ok {
+			p.needHTTP(v.key, fe, at+"."+key)
+		}
+	}
+	written := 0 // criteria items, valid or not
 	if v, ok := f["sni"]; ok {
 		items := p.seq(v.val, "sni", true)
 		written += len(items)
@@ -289,23 +333,64 @@ func (p *parser) route(n *yaml.Node, fe *Frontend, cfg *Config) (Route, bool) {
 			r.DstPort = append(r.DstPort, port)
 		}
 	}
-	if written == 0 && !p.hasErrorAt(f.val("sni")) && !p.hasErrorAt(f.val("dst_port")) {
-		p.errorf(deref(n), "route: matches nothing; give sni or dst_port (use default_backend for a catch-all)")
+	if v, ok := f["host"]; ok {
+		items := p.seq(v.val, at+".host", true)
+		written += len(items)
+		r.Host = p.hostPatterns(items, at+".host")
 	}
-	if v, ok := f["backend"]; ok {
-		if s, ok := p.str(v.val, "backend"); ok {
-			p.checkBackend(v.val, s, cfg)
+	if v, ok := f["path_prefix"]; ok {
+		items := p.seq(v.val, at+".path_prefix", true)
+		written += len(items)
+		r.PathPrefix = p.pathPrefixes(items, at+".path_prefix")
+	}
+	if v, ok := f["header"]; ok {
+		written++
+		r.Header = p.headerMatch(v.val, at+".header")
+	}
+	if written == 0 && !p.hasErrorAt(f.val("sni")) && !p.hasErrorAt(f.val("dst_port")) &&
+		!p.hasErrorAt(f.val("host")) && !p.hasErrorAt(f.val("path_prefix")) {
+		if fe.Mode == ModeHTTP {
+			p.errorf(deref(n), "route: matches nothing; give host, path_prefix, header, sni or dst_port (path_prefix: / matches every request; use default_backend for a catch-all)")
+		} else {
+			p.errorf(deref(n), "route: matches nothing; give sni or dst_port (use default_backend for a catch-all)")
+		}
+	}
+	bv, hasBackend := f["backend"]
+	rv, hasRedirect := f["redirect"]
+	switch {
+	case hasBackend && hasRedirect:
+		p.errorf(rv.key, "route: backend and redirect are mutually exclusive: a route either forwards or redirects")
+	case !hasBackend && !hasRedirect && fe.Mode == ModeHTTP:
+		p.errorf(deref(n), "route: backend is required (or redirect)")
+	case !hasBackend && !hasRedirect:
+		p.errorf(deref(n), "route: backend is required")
+	}
+	if hasBackend {
+		if s, ok := p.str(bv.val, "backend"); ok {
+			p.checkBackend(bv.val, s, fe, cfg)
 			r.Backend = s
 		}
-	} else {
-		p.errorf(deref(n), "route: backend is required")
+	}
+	if hasRedirect {
+		r.Redirect = p.redirect(rv, at+".redirect", f.has("path_prefix"))
 	}
 	return r, true
 }
 
-// checkBackend records an error at n when name is not a backend.
-func (p *parser) checkBackend(n *yaml.Node, name string, cfg *Config) {
-	if cfg.backends[name] != nil {
+// checkBackend records an error at n when name is not a backend, or is one
+// that fe cannot use: a backend that reads requests (uri or header
+// balancing, cookie persistence) needs mode http.
+func (p *parser) checkBackend(n *yaml.Node, name string, fe *Frontend, cfg *Config) {
+	if b := cfg.backends[name]; b != nil {
+		if fe.Mode == ModeHTTP {
+			return
+		}
+		switch {
+		case b.Balance == BalanceURI || b.Balance == BalanceHeader:
+			p.errorf(deref(n), "backend %s balances by %s, which needs mode: http (frontend %s is mode %s)", name, balanceName(b), fe.Name, fe.Mode)
+		case b.Cookie != nil:
+			p.errorf(deref(n), "backend %s has cookie persistence, which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
+		}
 		return
 	}
 	names := make([]string, 0, len(cfg.backends))

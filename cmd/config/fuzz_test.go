@@ -14,6 +14,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fullConfig))
 	f.Add([]byte(fe("    bind: [\":80\", \"[::1]:8000-8003\"]", "    default_backend: b")))
 	f.Add([]byte(be("    servers: [{address: \"a.internal:80\", weight: 300}]", "    health: {type: tls}")))
+	f.Add([]byte(httpConfig))
+	f.Add([]byte(hfe("    routes: [{path_prefix: /, redirect: {scheme: https, prefix: /x}}]", "    headers: {request: {set: {Host: a}}}")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
 		cfg, err := Parse(file, data)

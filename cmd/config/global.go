@@ -14,8 +14,8 @@ var (
 	topKeys      = []string{"global", "defaults", "frontends", "backends"}
 	globalKeys   = []string{"max_connections", "data_dir", "buffer_size", "drain_timeout", "log"}
 	logKeys      = []string{"format", "level", "output"}
-	defaultsKeys = []string{"timeouts", "retries", "maxconn"}
-	timeoutKeys  = []string{"connect", "client", "server", "tunnel", "queue", "handshake", "check"}
+	defaultsKeys = []string{"timeouts", "retries", "maxconn", "http_limits"}
+	timeoutKeys  = []string{"connect", "client", "server", "tunnel", "queue", "handshake", "check", "http_request", "keep_alive"}
 )
 
 // Built-in defaults, used where the file is silent.
@@ -28,12 +28,14 @@ const (
 )
 
 var defaultTimeouts = Timeouts{
-	Connect:   5 * time.Second,
-	Client:    60 * time.Second,
-	Server:    60 * time.Second,
-	Queue:     5 * time.Second,
-	Handshake: 10 * time.Second,
-	Check:     2 * time.Second,
+	Connect:     5 * time.Second,
+	Client:      60 * time.Second,
+	Server:      60 * time.Second,
+	Queue:       5 * time.Second,
+	Handshake:   10 * time.Second,
+	Check:       2 * time.Second,
+	HTTPRequest: 10 * time.Second,
+	KeepAlive:   60 * time.Second,
 }
 
 // config reads the whole document. Defaults are read before frontends and
@@ -45,7 +47,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	cfg := &Config{File: p.file, Dir: p.dir, backends: map[string]*Backend{}}
 	cfg.Global = p.global(top.val("global"))
-	cfg.Defaults = p.defaults(top.val("defaults"))
+	cfg.Defaults = p.defaults(top.val("defaults"), &cfg.Global)
 
 	backends, _ := p.namedEntries(top, "backends")
 	for _, e := range backends {
@@ -82,15 +84,20 @@ func (p *parser) namedEntries(top fields, key string) ([]entry, int) {
 		}
 		out = append(out, e)
 	}
-	// Map order is random; walk in file order so errors and listener
-	// overlap reports are deterministic.
-	slices.SortFunc(out, func(a, b entry) int {
+	sortEntries(out)
+	return out, len(m)
+}
+
+// sortEntries puts entries in file order: map order is random, and errors,
+// listener overlap reports and ordered values such as header rules must be
+// deterministic.
+func sortEntries(es []entry) {
+	slices.SortFunc(es, func(a, b entry) int {
 		if a.key.Line != b.key.Line {
 			return a.key.Line - b.key.Line
 		}
 		return a.key.Column - b.key.Column
 	})
-	return out, len(m)
 }
 
 func (p *parser) global(n *yaml.Node) Global {
@@ -146,9 +153,10 @@ func (p *parser) global(n *yaml.Node) Global {
 	return g
 }
 
-func (p *parser) defaults(n *yaml.Node) Defaults {
-	d := Defaults{Timeouts: defaultTimeouts, Retries: defaultRetries}
+func (p *parser) defaults(n *yaml.Node, g *Global) Defaults {
+	d := Defaults{Timeouts: defaultTimeouts, Retries: defaultRetries, HTTPLimits: defaultHTTPLimits(g)}
 	f := p.mapping(n, "defaults", defaultsKeys)
+	d.HTTPLimits = p.httpLimits(f.val("http_limits"), d.HTTPLimits, g)
 	d.Timeouts = p.timeouts(f.val("timeouts"), d.Timeouts)
 	if v, ok := f["retries"]; ok {
 		if i, ok := p.integer(v.val, "retries", 0, math.MaxInt16); ok {
@@ -181,5 +189,7 @@ func (p *parser) timeouts(n *yaml.Node, base Timeouts) Timeouts {
 	set("queue", &t.Queue, false)
 	set("handshake", &t.Handshake, false)
 	set("check", &t.Check, false)
+	set("http_request", &t.HTTPRequest, false)
+	set("keep_alive", &t.KeepAlive, false)
 	return t
 }

@@ -125,9 +125,11 @@ func TestParseFull(t *testing.T) {
 	}
 	wantDefaults := Defaults{
 		Timeouts: Timeouts{Connect: 3 * time.Second, Client: 45 * time.Second, Server: 60 * time.Second,
-			Tunnel: time.Hour, Queue: 5 * time.Second, Handshake: 10 * time.Second, Check: 2 * time.Second},
-		Retries: 2,
-		MaxConn: 500,
+			Tunnel: time.Hour, Queue: 5 * time.Second, Handshake: 10 * time.Second, Check: 2 * time.Second,
+			HTTPRequest: 10 * time.Second, KeepAlive: time.Minute},
+		Retries:    2,
+		MaxConn:    500,
+		HTTPLimits: HTTPLimits{MaxHeaderBytes: 16 << 10, MaxHeaderCount: 101, MaxURIBytes: 8 << 10},
 	}
 	if !reflect.DeepEqual(cfg.Defaults, wantDefaults) {
 		t.Errorf("Defaults = %+v, want %+v", cfg.Defaults, wantDefaults)
@@ -243,13 +245,19 @@ backends:
 		t.Errorf("Global defaults = %+v", g)
 	}
 	want := Timeouts{Connect: 5 * time.Second, Client: time.Minute, Server: time.Minute, Queue: 5 * time.Second,
-		Handshake: 10 * time.Second, Check: 2 * time.Second}
-	if cfg.Defaults != (Defaults{Timeouts: want, Retries: 3}) {
+		Handshake: 10 * time.Second, Check: 2 * time.Second, HTTPRequest: 10 * time.Second, KeepAlive: time.Minute}
+	wantLimits := HTTPLimits{MaxHeaderBytes: 16 << 10, MaxHeaderCount: 101, MaxURIBytes: 8 << 10, MaxBodyBytes: 0}
+	if cfg.Defaults != (Defaults{Timeouts: want, Retries: 3, HTTPLimits: wantLimits}) {
 		t.Errorf("Defaults = %+v", cfg.Defaults)
 	}
 	f := cfg.Frontends[0]
-	if f.Mode != ModeHTTP || f.Timeouts != want || f.TLS != nil || f.L4.Rate != nil {
+	if f.Mode != ModeHTTP || f.Timeouts != want || f.TLS != nil || f.L4.Rate != nil || f.HTTPLimits != wantLimits {
 		t.Errorf("frontend defaults = %+v", f)
+	}
+	if f.Forwarded.XForwarded != true || f.Forwarded.Forwarded || f.Forwarded.Trusted != nil ||
+		f.RequestID != (RequestID{Header: "X-Request-ID", Generate: true}) ||
+		f.HTTPRules != nil || !reflect.DeepEqual(f.Headers, Headers{}) || f.ErrorFiles != nil {
+		t.Errorf("frontend HTTP defaults = %+v", f)
 	}
 	b := cfg.Backends[0]
 	if b.Balance != BalanceRoundRobin || b.Retries != 3 || b.Timeouts != want || b.Queue != (Queue{Timeout: 5 * time.Second}) {
@@ -294,7 +302,7 @@ backends:
 		b.Retries != 5 || b.Queue.Timeout != 7*time.Second {
 		t.Errorf("backend b = %+v", b)
 	}
-	if *b.Health != (Health{Type: HealthTCP, Interval: 2 * time.Second, Timeout: 3 * time.Second, Rise: 2, Fall: 3}) {
+	if !reflect.DeepEqual(*b.Health, Health{Type: HealthTCP, Interval: 2 * time.Second, Timeout: 3 * time.Second, Rise: 2, Fall: 3}) {
 		t.Errorf("health defaults = %+v", b.Health)
 	}
 	if *b.Passive != (Passive{Failures: 3, Eject: 30 * time.Second}) {

@@ -221,3 +221,132 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// validToken reports whether s is an RFC 9110 token, the grammar of
+// methods, header field names and cookie names.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldValueProblem says why s cannot be sent as a header field value, or
+// returns "". Control bytes other than HTAB (CR and LF above all) would
+// split or smuggle fields; surrounding whitespace would be stripped by the
+// receiver.
+func fieldValueProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\r', c == '\n':
+			return "contains a line break (CR or LF)"
+		case c == 0:
+			return "contains a NUL byte"
+		case c < 0x20 && c != '\t', c == 0x7f:
+			return fmt.Sprintf("contains the control byte 0x%02x", c)
+		}
+	}
+	if strings.TrimLeft(s, " \t") != s || strings.TrimRight(s, " \t") != s {
+		return "has leading or trailing whitespace"
+	}
+	return ""
+}
+
+// parseHostPattern reads a request host pattern: a host name, an IP
+// address or "*.domain", returned in lower case without a trailing dot.
+func parseHostPattern(s string) (string, error) {
+	if ip, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && ip.Zone() == "" {
+		return ip.String(), nil
+	}
+	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	check := strings.TrimPrefix(name, "*.")
+	if strings.Contains(check, "*") || !validHostname(check) {
+		if strings.Contains(s, ":") || strings.Contains(s, "/") {
+			return "", fmt.Errorf("invalid host %q; write a host name, an IP address or *.domain, without a port or a scheme", s)
+		}
+		return "", fmt.Errorf("invalid host %q; write a host name, an IP address or *.domain", s)
+	}
+	return name, nil
+}
+
+// parseAuthority checks a host or host:port to send in a Host field or a
+// Location: a host name or IP address (IPv6 in brackets) and an optional
+// port. It returns s unchanged.
+func parseAuthority(s string) (string, error) {
+	if strings.ContainsAny(s, "/?#@") {
+		return "", fmt.Errorf("invalid host %q: write it without a scheme or a path", s)
+	}
+	if !strings.Contains(s, ":") {
+		if _, err := netip.ParseAddr(s); err != nil && !validHostname(s) {
+			return "", fmt.Errorf("invalid host %q; write a host name or an IP address, and :port if needed", s)
+		}
+		return s, nil
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		ip, err := netip.ParseAddr(s[1 : len(s)-1])
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return "", fmt.Errorf("invalid IPv6 address %q", s)
+		}
+		return s, nil
+	}
+	host, port, err := splitHostPort(s)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		return "", fmt.Errorf("missing host in %q", s)
+	}
+	if _, err := parsePort(port); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// pathProblem says why s cannot be used as an absolute path (with a query
+// when query), or returns "": it must start with "/" and hold visible ASCII
+// only, with '%' starting a %XX escape and no '#'.
+func pathProblem(s string, query bool) string {
+	if !strings.HasPrefix(s, "/") {
+		return "must start with /"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c <= ' ' || c >= 0x7f:
+			return "must be visible ASCII; percent-encode spaces and other bytes"
+		case c == '#':
+			return "must not contain a fragment (#)"
+		case c == '?' && !query:
+			return "must not contain a query (?)"
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return "has a '%' that does not start a %XX escape"
+			}
+		}
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// validCookieValue reports whether s is made of RFC 6265 cookie-octets.
+func validCookieValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
