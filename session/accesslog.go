@@ -29,6 +29,16 @@ type Record struct {
 	// Retries is the number of connect attempts after the first.
 	Retries     int
 	Termination Termination
+
+	// HTTP mode only (one record per request; Method is empty in TCP
+	// mode, and the keys below are then left out).
+	Method, Host, Path string
+	// Status is the status sent to the client (0: none was).
+	Status    int
+	RequestID string
+	// RequestHead is the time from the request's first byte to its whole
+	// head; Response from the request sent to the final response head.
+	RequestHead, Response time.Duration
 }
 
 // Log writes r as one line on l (nil: nothing): level Info for a normal
@@ -66,6 +76,17 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 		slog.Int("retries", r.Retries),
 		slog.String("term", r.Termination.String()),
 	)
+	if r.Method != "" || r.Status != 0 {
+		rec.AddAttrs(
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", r.Path),
+			slog.Int("status", r.Status),
+			slog.String("request_id", r.RequestID),
+			slog.Float64("request_ms", millis(r.RequestHead)),
+			slog.Float64("response_ms", millis(r.Response)),
+		)
+	}
 	_ = h.Handle(ctx, rec)
 }
 

@@ -50,6 +50,12 @@ type BackendOptions struct {
 	Passive *PassiveOptions
 	// Logger receives health transitions and ejections; nil is silent.
 	Logger *slog.Logger
+	// MaxIdle bounds the idle HTTP connections kept per server for reuse:
+	// 0 means 64, a negative value turns pooling off.
+	MaxIdle int
+	// IdleTimeout closes a pooled connection idle that long; 0 means 10 s.
+	// Keep it below the servers' own keep-alive timeout.
+	IdleTimeout time.Duration
 }
 
 // Backend is a named group of servers behind one balancing algorithm, with
@@ -66,6 +72,8 @@ type Backend struct {
 	passive      *PassiveOptions // a copy, defaults applied
 	log          *slog.Logger
 	servers      []*Server
+	maxIdle      int
+	idleTimeout  time.Duration
 
 	started atomic.Bool
 	checks  sync.WaitGroup // the health checkers started by Start
@@ -100,6 +108,14 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 		queueMax:     o.QueueMax,
 		queueTimeout: o.QueueTimeout,
 		log:          o.Logger,
+		maxIdle:      o.MaxIdle,
+		idleTimeout:  o.IdleTimeout,
+	}
+	if b.maxIdle == 0 {
+		b.maxIdle = defaultMaxIdle
+	}
+	if b.idleTimeout <= 0 {
+		b.idleTimeout = defaultIdleTimeout
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)

@@ -137,7 +137,7 @@ func TestNewBackendErrors(t *testing.T) {
 	}{
 		{"no servers", BackendOptions{Name: "api"}, `backend "api": no servers`},
 		{"unknown balance", BackendOptions{Name: "api", Balance: "fastest", Servers: lbServers(1, 0)}, `unknown balance "fastest"`},
-		{"unknown health kind", BackendOptions{Name: "api", Servers: lbServers(1, 0), Health: &HealthOptions{Kind: "http"}}, `unknown health check kind "http"`},
+		{"unknown health kind", BackendOptions{Name: "api", Servers: lbServers(1, 0), Health: &HealthOptions{Kind: "smtp"}}, `unknown health check kind "smtp"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

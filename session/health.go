@@ -6,9 +6,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/msg"
 )
 
 // HealthOptions configures the active checks of a backend's servers.
@@ -28,6 +32,19 @@ type HealthOptions struct {
 	// Fall is how many consecutive failures take an up server down;
 	// default 3.
 	Fall int
+
+	// HTTP is the request of the "http" kind: sent through the server's
+	// Connector (so over TLS when the server is), the server is up when it
+	// answers with the expected status.
+	HTTP HTTPCheck
+}
+
+// HTTPCheck is the request of an "http" health check.
+type HTTPCheck struct {
+	// Method defaults to GET; Path to "/"; Host to the server's address.
+	Method, Path, Host string
+	// Status lists the statuses expected; empty accepts any 2xx or 3xx.
+	Status []int
 }
 
 func (h HealthOptions) withDefaults() (HealthOptions, error) {
@@ -35,8 +52,18 @@ func (h HealthOptions) withDefaults() (HealthOptions, error) {
 	case "":
 		h.Kind = "tcp"
 	case "tcp", "tls":
+	case "http":
+		if h.HTTP.Method == "" {
+			h.HTTP.Method = "GET"
+		}
+		if h.HTTP.Path == "" {
+			h.HTTP.Path = "/"
+		}
+		if !validToken(h.HTTP.Method) || h.HTTP.Path[0] != '/' || strings.ContainsAny(h.HTTP.Path+h.HTTP.Host, " \r\n\x00") {
+			return h, fmt.Errorf("http health check: invalid method %q, path %q or host %q", h.HTTP.Method, h.HTTP.Path, h.HTTP.Host)
+		}
 	default:
-		return h, fmt.Errorf("unknown health check kind %q: use tcp or tls", h.Kind)
+		return h, fmt.Errorf("unknown health check kind %q: use tcp, tls or http", h.Kind)
 	}
 	if h.Interval <= 0 {
 		h.Interval = 2 * time.Second
@@ -104,7 +131,7 @@ func (s *Server) probe(ctx context.Context, h *HealthOptions) error {
 	defer cancel()
 	var c net.Conn
 	var err error
-	if h.Kind == "tls" && s.opts.Connector != nil {
+	if (h.Kind == "tls" || h.Kind == "http") && s.opts.Connector != nil {
 		// A task pretending to be a client: no socket, no addresses.
 		in := &layers.Initiator{Listener: "health-check", Accepted: time.Now()}
 		c, err = s.opts.Connector.Connect(ctx, in)
@@ -115,8 +142,49 @@ func (s *Server) probe(ctx context.Context, h *HealthOptions) error {
 	if err != nil {
 		return err
 	}
-	c.Close()
+	defer c.Close()
+	if h.Kind == "http" {
+		return s.probeHTTP(ctx, c, &h.HTTP)
+	}
 	return nil
+}
+
+// healthBuffers serves the HTTP checks of every backend: a check reads a
+// status line and a few fields.
+var healthBuffers = layers.NewBufferPool(4 << 10)
+
+// probeHTTP sends the check's request on c and checks the status.
+func (s *Server) probeHTTP(ctx context.Context, c net.Conn, hc *HTTPCheck) error {
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	host := hc.Host
+	if host == "" {
+		host = s.opts.Address
+	}
+	req := &msg.Head{Method: []byte(hc.Method), Path: []byte(hc.Path), Authority: []byte(host), Major: 1, Minor: 1,
+		Close: true, Fields: msg.Fields{{Name: []byte("User-Agent"), Value: []byte("strata-health-check")},
+			{Name: []byte("Connection"), Value: []byte("close")}}}
+	cc := h1.NewClientConn(c, healthBuffers, h1.Limits{})
+	defer cc.Close()
+	if err := cc.WriteRequest(req, nil, true); err != nil {
+		return err
+	}
+	for {
+		resp, err := cc.ReadHead(timeout)
+		if err != nil {
+			return err
+		}
+		if resp.Status < 200 {
+			continue
+		}
+		if (len(hc.Status) == 0 && resp.Status < 400) || slices.Contains(hc.Status, resp.Status) {
+			return nil
+		}
+		return fmt.Errorf("http check %s %s: status %d", hc.Method, hc.Path, resp.Status)
+	}
 }
 
 func (s *Server) setHealthy(up bool, reason string) {

@@ -46,6 +46,9 @@ type Server struct {
 	// failures counts consecutive failed connects seen by Observe.
 	failures atomic.Int64
 
+	// pool holds the idle HTTP connections to the server (pool.go).
+	pool idlePool
+
 	// active and maxActive are guarded by b.mu.
 	active    int
 	maxActive int

@@ -28,14 +28,22 @@ type Graph struct {
 
 	// frontends maps a listen address (ListenAddr.String()) to the
 	// frontend that serves it.
-	frontends map[string]*session.TCPFrontend
-	all       []*session.TCPFrontend
+	frontends map[string]frontend
+	all       []frontend
 	backends  map[string]*session.Backend
 	stores    []*certs.Store
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  sync.Once
+}
+
+// frontend is what a listener serves: a TCP-mode or HTTP-mode frontend of
+// package session.
+type frontend interface {
+	layers.Handler
+	Shutdown(ctx context.Context) error
+	Live() int
 }
 
 // Build makes the live objects of cfg. It opens no socket and starts no
@@ -46,7 +54,7 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 	}
 	g := &Graph{
 		Config:    cfg,
-		frontends: make(map[string]*session.TCPFrontend),
+		frontends: make(map[string]frontend),
 		backends:  make(map[string]*session.Backend),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -59,9 +67,6 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 	}
 	buffers := layers.NewBufferPool(int(cfg.Global.BufferSize))
 	for _, f := range cfg.Frontends {
-		if f.Mode != config.ModeTCP {
-			return nil, fmt.Errorf("%s:%s: frontend %s: mode %s is not served yet: this build of strata forwards mode tcp only", cfg.File, f.Pos, f.Name, f.Mode)
-		}
 		fe, err := g.buildFrontend(f, buffers, logger, accessLog)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%s: frontend %s: %w", cfg.File, f.Pos, f.Name, err)
@@ -74,7 +79,7 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 	return g, nil
 }
 
-func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, logger, accessLog *slog.Logger) (*session.TCPFrontend, error) {
+func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, logger, accessLog *slog.Logger) (frontend, error) {
 	var stages []layers.Stage
 	if f.ProxyProtocol {
 		stages = append(stages, &layers.ProxyDecode{})
@@ -89,6 +94,17 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 		}
 		stages = append(stages, st)
 	}
+	var l4 *layers.L4Rules
+	if len(f.L4.Allow) > 0 || len(f.L4.Deny) > 0 || f.L4.Rate != nil || f.L4.MaxPerSource > 0 {
+		o := layers.L4Options{Allow: f.L4.Allow, Deny: f.L4.Deny, MaxPerSource: f.L4.MaxPerSource}
+		if f.L4.Rate != nil {
+			o.Rate, o.Per = f.L4.Rate.Connections, f.L4.Rate.Per
+		}
+		l4 = layers.NewL4Rules(o, logger.With("frontend", f.Name))
+	}
+	if f.Mode == config.ModeHTTP {
+		return g.buildHTTPFrontend(f, stages, l4, buffers, logger, accessLog)
+	}
 	routes := make([]session.Route, 0, len(f.Routes))
 	for _, r := range f.Routes {
 		ports := make([]uint16, len(r.DstPort))
@@ -100,14 +116,6 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	var def *session.Backend
 	if f.DefaultBackend != "" {
 		def = g.backends[f.DefaultBackend]
-	}
-	var l4 *layers.L4Rules
-	if len(f.L4.Allow) > 0 || len(f.L4.Deny) > 0 || f.L4.Rate != nil || f.L4.MaxPerSource > 0 {
-		o := layers.L4Options{Allow: f.L4.Allow, Deny: f.L4.Deny, MaxPerSource: f.L4.MaxPerSource}
-		if f.L4.Rate != nil {
-			o.Rate, o.Per = f.L4.Rate.Connections, f.L4.Rate.Per
-		}
-		l4 = layers.NewL4Rules(o, logger.With("frontend", f.Name))
 	}
 	t := f.Timeouts
 	return session.NewTCPFrontend(session.TCPFrontendOptions{
@@ -179,6 +187,12 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 			logger.Warn("backend TLS verification is off: servers' certificates are not checked", "backend", b.Name)
 		}
 	}
+	switch {
+	case b.Balance == config.BalanceURI || b.Balance == config.BalanceHeader:
+		return nil, fmt.Errorf("balance %s is not served yet; use roundrobin, leastconn, random, source or first", b.Balance)
+	case b.Cookie != nil:
+		return nil, errors.New("cookie persistence is not served yet")
+	}
 	servers := make([]session.ServerOptions, len(b.Servers))
 	for i, s := range b.Servers {
 		d := &layers.Dialer{Address: s.Address}
@@ -210,6 +224,9 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 	}
 	if h := b.Health; h != nil {
 		o.Health = &session.HealthOptions{Kind: string(h.Type), Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall}
+		if h.Type == config.HealthHTTP {
+			o.Health.HTTP = session.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, Status: h.ExpectStatus}
+		}
 	}
 	if p := b.Passive; p != nil {
 		o.Passive = &session.PassiveOptions{Failures: p.Failures, Eject: p.Eject}
@@ -257,6 +274,9 @@ func (g *Graph) Drain(ctx context.Context) error {
 	}
 	wg.Wait()
 	g.cancel()
+	for _, b := range g.backends {
+		b.CloseIdle()
+	}
 	return errors.Join(errs...)
 }
 

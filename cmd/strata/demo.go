@@ -18,9 +18,10 @@ import (
 	"github.com/strata-proxy/strata/cmd/config"
 )
 
-// cmdDemo runs the embedded default: a TLS front with a certificate from
-// the internal CA, in front of two built-in backends balanced round-robin
-// with health checks, and prints a curl line that works.
+// cmdDemo runs the embedded default: an HTTPS front (HTTP/1.1 session) with
+// a certificate from the internal CA, in front of two built-in backends
+// balanced round-robin with HTTP health checks, and prints a curl line
+// that works.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -62,14 +63,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	doc := map[string]any{
 		"global": map[string]any{"data_dir": *dataDir, "log": map[string]any{"format": "text"}},
 		"frontends": map[string]any{"demo": map[string]any{
-			"bind": front, "mode": "tcp", "default_backend": "demo",
+			"bind": front, "mode": "http", "default_backend": "demo",
 			"tls": map[string]any{"certificates": []any{map[string]any{
 				"cert": filepath.Join(*dataDir, "demo.crt"), "key": filepath.Join(*dataDir, "demo.key"),
 			}}},
 		}},
 		"backends": map[string]any{"demo": map[string]any{
 			"balance": "roundrobin", "servers": backends,
-			"health": map[string]any{"type": "tcp", "interval": "2s"},
+			"health": map[string]any{"type": "http", "path": "/healthz", "interval": "2s"},
 		}},
 	}
 	data, err := yaml.Marshal(doc)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -38,8 +39,8 @@ func proxyConfig(args []string, stderr io.Writer) (*config.Config, error) {
 	fs.SetOutput(stderr)
 	var to listFlag
 	from := fs.String("from", "", "listen `ADDR` (host:port, or :port for all addresses)")
-	fs.Var(&to, "to", "backend `URL`: tcp://host:port or tls://host:port (repeat for several servers)")
-	mode := fs.String("mode", "http", "`tcp` or http")
+	fs.Var(&to, "to", "server `URL`: http:// or https:// (mode http), tcp:// or tls:// (mode tcp); repeat for several")
+	mode := fs.String("mode", "http", "`http` (HTTP/1.1 session) or tcp (byte stream)")
 	cert := fs.String("cert", "", "certificate chain `FILE` (PEM): terminate TLS on the front")
 	key := fs.String("key", "", "private key `FILE` (PEM) of --cert")
 	ca := fs.String("ca", "", "CA `FILE` (PEM) that tls:// servers are verified against (default: system roots)")
@@ -60,28 +61,39 @@ func proxyConfig(args []string, stderr io.Writer) (*config.Config, error) {
 		return nil, usageError{errors.New("--cert and --key go together")}
 	}
 
+	// --to schemes: tcp:// and tls:// in mode tcp, http:// and https:// in
+	// mode http; the second of each pair re-encrypts to the servers.
+	plain, secure := "tcp", "tls"
+	switch *mode {
+	case "tcp":
+	case "http":
+		plain, secure = "http", "https"
+	default:
+		return nil, usageError{fmt.Errorf("--mode %q: want tcp or http", *mode)}
+	}
 	var servers []map[string]any
 	scheme := ""
 	for _, raw := range to {
 		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return nil, usageError{fmt.Errorf("--to %q: want SCHEME://host:port", raw)}
 		}
-		switch u.Scheme {
-		case "tcp", "tls":
-		case "http", "https":
-			return nil, usageError{fmt.Errorf("--to %q: HTTP backends need --mode http, which this build does not serve yet", raw)}
-		default:
-			return nil, usageError{fmt.Errorf("--to %q: unknown scheme %q (want tcp or tls)", raw, u.Scheme)}
+		if u.Scheme != plain && u.Scheme != secure {
+			return nil, usageError{fmt.Errorf("--to %q: in --mode %s the scheme is %s:// or %s://", raw, *mode, plain, secure)}
 		}
 		if scheme != "" && scheme != u.Scheme {
 			return nil, usageError{errors.New("--to URLs must all use the same scheme")}
 		}
 		scheme = u.Scheme
-		servers = append(servers, map[string]any{"address": u.Host})
-	}
-	if *mode != "tcp" {
-		return nil, usageError{fmt.Errorf("--mode %s is not served yet by this build; use --mode tcp", *mode)}
+		host := u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		servers = append(servers, map[string]any{"address": host})
 	}
 
 	fe := map[string]any{"bind": *from, "mode": *mode, "default_backend": "to"}
@@ -91,7 +103,7 @@ func proxyConfig(args []string, stderr io.Writer) (*config.Config, error) {
 		fe["tls"] = map[string]any{"certificates": []any{map[string]any{"cert": c, "key": k}}}
 	}
 	be := map[string]any{"balance": *balance, "servers": servers}
-	if scheme == "tls" {
+	if scheme == secure {
 		t := map[string]any{"verify": !*insecure}
 		if *ca != "" {
 			c, _ := filepath.Abs(*ca)

@@ -1,0 +1,11 @@
+//go:build !unix
+
+package h1
+
+// probe cannot peek without blocking here: it answers "alive", and a dead
+// pooled connection is found by the request itself, which is why reused
+// connections only carry requests that can be replayed.
+func (c *ClientConn) probe(fd uintptr) bool {
+	c.probeOK = true
+	return true
+}

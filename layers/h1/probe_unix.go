@@ -1,0 +1,14 @@
+//go:build unix
+
+package h1
+
+import "syscall"
+
+// probe peeks at the socket without blocking: EAGAIN means open and quiet;
+// a byte, EOF or an error means the server closed it or spoke unasked.
+func (c *ClientConn) probe(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.probeOK = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true
+}

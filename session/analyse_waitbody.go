@@ -1,0 +1,41 @@
+package session
+
+import (
+	"errors"
+
+	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/msg"
+)
+
+// analyseWaitBody waits until the request body is whole in the stage's
+// buffer (or fills it) and its framing is valid, before any byte goes to a
+// server (HAProxy's http-buffer-request): a body whose chunked framing is
+// invalid is refused with the codec's status and the server never sees
+// the request. A client that sent "Expect: 100-continue" is told to go on
+// first: the session has decided to forward the request by now.
+func analyseWaitBody(s *httpSession) result {
+	if s.req.Body == msg.BodyNone || (s.req.Body == msg.BodyLength && s.req.ContentLength == 0) {
+		return cont
+	}
+	if !s.waiting {
+		s.waiting = true
+		if err := s.st.Continue(); err != nil {
+			return abortWith(0, layers.Wrap(layers.SideClient, "", layers.PhaseData, err))
+		}
+	}
+	done, err := s.st.WaitBody()
+	switch {
+	case err != nil:
+		var se interface{ StatusCode() int }
+		if errors.As(err, &se) {
+			return abortWith(se.StatusCode(), &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: err})
+		}
+		if isTimeout(err) {
+			return abortWith(408, &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: layers.ErrTimeout})
+		}
+		return abortWith(0, layers.Wrap(layers.SideClient, "http request", layers.PhaseNone, err))
+	case !done:
+		return wait
+	}
+	return cont
+}

@@ -1,0 +1,137 @@
+package session
+
+import (
+	"bufio"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/msg"
+)
+
+// benchRequest is what a browser sends for a page.
+const benchRequest = "GET /articles/2024/strata-proxy?utm_source=feed&page=2 HTTP/1.1\r\n" +
+	"Host: www.example.com\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+	"Accept-Language: en-US,en;q=0.5\r\n" +
+	"Accept-Encoding: gzip, deflate, br, zstd\r\n" +
+	"Connection: keep-alive\r\n" +
+	"Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n" +
+	"X-Forwarded-For: 10.1.2.3\r\n" +
+	"\r\n"
+
+// BenchmarkAnalysers runs a parsed request through the request analysers
+// between the head wait and the body wait (rules, redirects, routing,
+// hop-by-hop, header rules, forwarding fields, request id) and the
+// response analysers.
+func BenchmarkAnalysers(b *testing.B) {
+	be := newBackend(b, "app", "", 0, "127.0.0.1:1")
+	other := newBackend(b, "other", "", 0, "127.0.0.1:1")
+	f, err := NewHTTPFrontend(HTTPFrontendOptions{
+		Rules:     []HTTPRule{{Match: HTTPMatch{PathPrefixes: []string{"/admin"}}, Deny: true}},
+		Redirects: []HTTPRedirect{{Match: HTTPMatch{Hosts: []string{"old.example.com"}}, Scheme: "https"}},
+		Routes: []HTTPRoute{
+			{Match: HTTPMatch{Hosts: []string{"api.example.com"}}, Backend: other},
+			{Match: HTTPMatch{Hosts: []string{"*.example.com"}, PathPrefixes: []string{"/articles/"}}, Backend: be},
+		},
+		RequestHeaders:  []HeaderRule{{Op: HeaderSet, Name: "X-Env", Value: "prod"}, {Op: HeaderDel, Name: "X-Debug"}},
+		ResponseHeaders: []HeaderRule{{Op: HeaderDel, Name: "Server"}},
+		Forwarded: ForwardedOptions{XForwardedFor: true, XForwardedProto: true, XForwardedHost: true, Forwarded: true,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		RequestID: RequestIDOptions{Enabled: true},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := &layers.Initiator{Source: netip.MustParseAddrPort("127.0.0.1:5555"), Accepted: time.Now()}
+	c := &httpConn{f: f, in: in}
+	s := &c.s
+	s.c = c
+	raw := []byte(benchRequest)
+	var req msg.Head
+	resp := msg.Head{Status: 200, Fields: msg.Fields{{Name: []byte("Server"), Value: []byte("app")},
+		{Name: []byte("Content-Type"), Value: []byte("text/html")}}}
+	respFields := append(msg.Fields(nil), resp.Fields...)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		s.reset()
+		if _, err := h1.ParseRequestHead(raw, &req, h1.Limits{}); err != nil {
+			b.Fatal(err)
+		}
+		s.req = &req
+		for i := 1; i < len(requestAnalysers)-2; i++ {
+			if r := requestAnalysers[i].run(s); r.action != resContinue {
+				b.Fatalf("%s: %+v", requestAnalysers[i].name, r)
+			}
+		}
+		resp.Fields = append(resp.Fields[:0], respFields...)
+		s.resp = &resp
+		for i := range responseAnalysers {
+			responseAnalysers[i].run(s)
+		}
+	}
+	if s.backend != be {
+		b.Fatal("routed elsewhere")
+	}
+}
+
+// BenchmarkHTTPSession sends keep-alive requests through the whole session
+// over loopback: client → listener → HTTP/1 stage → analysers → pooled
+// server connection → a minimal raw backend, and back.
+func BenchmarkHTTPSession(b *testing.B) {
+	response := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n")
+	addr := startServer(b, func(c *net.TCPConn) {
+		br := bufio.NewReaderSize(c, 16<<10)
+		for {
+			// Each request ends with an empty line.
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) == 2 {
+					break
+				}
+			}
+			if _, err := c.Write(response); err != nil {
+				return
+			}
+		}
+	})
+	be := newBackend(b, "app", "", 0, addr)
+	h := startHTTP(b, HTTPFrontendOptions{
+		DefaultBackend: be,
+		AccessLog:      slog.New(slog.DiscardHandler), // the forwarding path without log formatting
+		Forwarded:      ForwardedOptions{XForwardedFor: true},
+		RequestID:      RequestIDOptions{Enabled: true},
+		Timeouts:       HTTPTimeouts{HTTPRequest: 5 * time.Second, Client: 5 * time.Second, Server: 5 * time.Second},
+	})
+	c := h.dial(b)
+	req := []byte(strings.Replace(benchRequest, "X-Forwarded-For: 10.1.2.3\r\n", "", 1))
+	buf := make([]byte, 4096)
+	want := len(response)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for n < want {
+			k, err := c.Read(buf[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += k
+		}
+		if n != want {
+			b.Fatalf("read %q", buf[:n])
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/msg"
+)
+
+// Terminations of the connect analyser.
+var (
+	errEmptyResponse = &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: errors.New("closed before responding")}
+	errServerTimeout = &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: layers.ErrTimeout}
+)
+
+// idempotent reports whether a request with this method may be sent twice
+// (RFC 9110 §9.2.2).
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// analyseConnect is the balancing decision, the connect and the sending of
+// the request, with retries, until the final response head is in:
+//
+//   - a server slot is taken (Backend.Acquire: queue, 503 on queue timeout
+//     or when no server is up);
+//   - a request that can be replayed (idempotent method, no body) may use
+//     an idle pooled connection of that server; any other request gets a
+//     fresh one, so that a connection the server closed meanwhile can only
+//     cost a request that is safe to send again;
+//   - a failed connect is retried on another server (Backend.Retries
+//     times), for any request: nothing was sent;
+//   - a server that closes before any response byte (an "empty response")
+//     gets a replayable request again: on a fresh connection to the same
+//     server when the dead one came from the pool (not counted as a retry),
+//     else on another server; a request whose body was sent is never
+//     replayed (502);
+//   - no response head within the server timeout: 504; a malformed one:
+//     502.
+func analyseConnect(s *httpSession) result {
+	s.copyLogFacts()
+	b := s.backend
+	replayable := idempotent(s.req.Method) && s.req.Body == msg.BodyNone
+	fresh := !replayable
+	attempt := 0
+	var last error
+	for {
+		if s.server == nil {
+			srv, waited, err := s.acquire(b)
+			s.rec.Queue += waited
+			if err != nil {
+				if last != nil && errors.Is(err, layers.ErrNoServer) {
+					err = last
+				}
+				return abortWith(503, err)
+			}
+			s.server = srv
+			s.rec.Server, s.rec.Retries = srv.Name(), attempt
+		}
+		if !fresh {
+			if up := s.server.takeIdle(); up != nil {
+				s.up, s.reused = up, true
+				s.rec.Connect = 0
+			}
+		}
+		if s.up == nil {
+			start := time.Now()
+			conn, err := s.dial(s.server)
+			s.rec.Connect = time.Since(start)
+			if s.c.abortCause() == nil {
+				s.server.Observe(err)
+			}
+			if err != nil {
+				last = err
+				s.tried = append(s.tried, s.server)
+				s.server.Release()
+				s.server = nil
+				if attempt >= b.Retries() || s.c.abortCause() != nil {
+					return abortWith(503, err)
+				}
+				attempt++
+				continue
+			}
+			s.up, s.reused = s.c.f.newUpstream(conn), false
+		}
+		s.c.setSrv(s.up.Conn())
+
+		sentBody, err := s.sendRequest()
+		if err == nil {
+			err = s.readResponseHead()
+		}
+		if err == nil {
+			return cont
+		}
+		if errors.Is(err, errClientSide) {
+			return s.clientBodyError(err)
+		}
+		responded, reused := s.up.Responded(), s.reused
+		s.dropUpstream()
+		if !responded && replayable && !sentBody && s.c.abortCause() == nil && !isTimeout(err) {
+			if reused {
+				fresh = true // the pooled connection was dead: same server, new connection
+				continue
+			}
+			if attempt < b.Retries() {
+				last = errEmptyResponse
+				s.tried = append(s.tried, s.server)
+				s.server.Release()
+				s.server = nil
+				attempt++
+				continue
+			}
+		}
+		return s.serverError(err, responded)
+	}
+}
+
+// errClientSide marks an error of the client side while the request body
+// was forwarded.
+var errClientSide = errors.New("client side")
+
+type clientSideError struct{ err error }
+
+func (e *clientSideError) Error() string { return e.err.Error() }
+func (e *clientSideError) Unwrap() []error {
+	return []error{errClientSide, e.err}
+}
+
+// clientBodyError answers a failure to read the request body.
+func (s *httpSession) clientBodyError(err error) result {
+	var se interface{ StatusCode() int }
+	switch {
+	case errors.As(err, &se):
+		return abortWith(se.StatusCode(), &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: err})
+	case isTimeout(err):
+		return abortWith(408, &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: layers.ErrTimeout})
+	}
+	return abortWith(0, &layers.StageError{Side: layers.SideClient, Stage: "http request", Phase: layers.PhaseData, Err: err})
+}
+
+// serverError answers a failed exchange with the server.
+func (s *httpSession) serverError(err error, responded bool) result {
+	var se interface{ StatusCode() int }
+	switch {
+	case isTimeout(err):
+		return abortWith(504, errServerTimeout)
+	case errors.As(err, &se):
+		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: err})
+	case !responded:
+		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: errEmptyResponse.Err})
+	}
+	return abortWith(502, layers.Wrap(layers.SideServer, "http response", layers.PhaseNone, err))
+}
+
+func (s *httpSession) acquire(b *Backend) (*Server, time.Duration, error) {
+	if srv, err, decided := b.acquireNow(s.c.in.Source.Addr(), s.tried); decided {
+		return srv, 0, err
+	}
+	ctx := context.Background()
+	if d := s.c.f.o.Timeouts.Queue; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return b.Acquire(ctx, s.c.in.Source.Addr(), s.tried)
+}
+
+func (s *httpSession) dial(srv *Server) (net.Conn, error) {
+	ctx := context.Background()
+	if d := s.c.f.o.Timeouts.Connect; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	conn, err := srv.Connector().Connect(ctx, s.c.in)
+	if err != nil {
+		return nil, layers.Wrap(layers.SideServer, "tcp", layers.PhaseConnect, timeoutIf(ctx, err))
+	}
+	return conn, nil
+}
+
+// sendRequest writes the request head and streams its body. sentBody is
+// true once any body byte went out.
+func (s *httpSession) sendRequest() (sentBody bool, err error) {
+	up, st, h := s.up, s.st, s.req
+	if h.Body == msg.BodyNone {
+		return false, up.WriteRequest(h, nil, true)
+	}
+	first, rerr := st.ReadBodyBuffered()
+	if rerr != nil && rerr != io.EOF {
+		return false, &clientSideError{rerr}
+	}
+	end := rerr == io.EOF
+	var trailers msg.Fields
+	if end {
+		trailers = st.Trailers()
+	}
+	if end && len(trailers) > 0 {
+		if err := up.WriteRequest(h, first, false); err != nil {
+			return len(first) > 0, err
+		}
+		return true, up.EndBody(trailers)
+	}
+	if err := up.WriteRequest(h, first, end); err != nil || end {
+		return len(first) > 0, err
+	}
+	sentBody = len(first) > 0
+	for {
+		p, rerr := st.ReadBody()
+		if len(p) > 0 {
+			if err := up.WriteBody(p); err != nil {
+				return true, err
+			}
+			sentBody = true
+		}
+		if rerr == io.EOF {
+			return true, up.EndBody(st.Trailers())
+		}
+		if rerr != nil {
+			return sentBody, &clientSideError{rerr}
+		}
+	}
+}
+
+// readResponseHead reads response heads until the final one, forwarding
+// the interim ones (1xx) to the client — except 100 Continue, which the
+// session answers itself.
+func (s *httpSession) readResponseHead() error {
+	start := time.Now()
+	for {
+		h, err := s.up.ReadHead(s.c.f.o.Timeouts.Server)
+		if err != nil {
+			return err
+		}
+		if h.Status >= 200 || (h.Status == 101 && s.req.Upgrade != nil) {
+			s.resp = h
+			s.rec.Response = time.Since(start)
+			return nil
+		}
+		if h.Status == 101 || h.Status == 100 {
+			continue // an unasked switch is dropped, as is 100 (answered by us)
+		}
+		removeHopByHop(h)
+		if err := s.st.WriteHead(h, nil, false); err != nil {
+			return &clientSideError{err}
+		}
+	}
+}
