@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,3 +268,6 @@ func readLine(t *testing.T, c net.Conn) string {
 // newBufReader reads exactly what is asked from c: PROXY header parsers
 // must not swallow the bytes behind the header in a test.
 func newBufReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 16) }
+
+// execCommand is exec.Command, named for the tests that start tools.
+var execCommand = exec.Command
