@@ -11,7 +11,7 @@ package session
 //   - resWait: it needs more data; the session runs the same analyser
 //     again (the analyser itself reads once more, bounded by its timeout,
 //     before it returns resWait, so the loop never spins).
-//   - resAnswered: it answered the request itself (a redirect): the
+//   - resAnswered: it answered the request itself (a redirect route): the
 //     session writes s.local and stops; nothing is forwarded.
 //   - resAbort: the request cannot go on. Status is the error response to
 //     write (0: none, the connection just closes); Err is the termination
@@ -63,8 +63,7 @@ type analyser struct {
 var requestAnalysers = [...]analyser{
 	{"wait-head", analyseWaitHead},             // analyse_waithead.go: http_request timeout → 408, codec errors
 	{"rules", analyseRules},                    // analyse_rules.go: allow/deny
-	{"redirect", analyseRedirect},              // analyse_redirect.go
-	{"route", analyseRoute},                    // analyse_route.go: host, path, header, SNI → backend
+	{"route", analyseRoute},                    // analyse_route.go: host, path, header, SNI, port → backend or redirect (analyse_redirect.go)
 	{"hop-by-hop", analyseRequestHopByHop},     // analyse_hopbyhop.go: before anything adds fields
 	{"request-headers", analyseRequestHeaders}, // analyse_headers.go: set/add/del
 	{"forwarded", analyseForwarded},            // analyse_forwarded.go: X-Forwarded-*, Forwarded
@@ -77,4 +76,5 @@ var requestAnalysers = [...]analyser{
 var responseAnalysers = [...]analyser{
 	{"response-hop-by-hop", analyseResponseHopByHop}, // analyse_hopbyhop.go
 	{"response-headers", analyseResponseHeaders},     // analyse_headers.go
+	{"persistence-cookie", analyseResponseCookie},    // http_balance.go: after the header rules, which cannot remove it
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,8 +32,17 @@ type BackendOptions struct {
 	// Name identifies the backend in logs.
 	Name string
 	// Balance is the algorithm: roundrobin (the default when empty),
-	// leastconn, random, source or first.
+	// leastconn, random, source, first, or for HTTP sessions uri (the
+	// request path without its query) or header (the value of the request
+	// field HashHeader), both hashed on a consistent-hash ring. A session
+	// that has no request (TCP mode) is balanced round-robin by uri and
+	// header.
 	Balance string
+	// HashHeader is the field name that the header algorithm hashes; it is
+	// required by it and unused by the others.
+	HashHeader string
+	// Cookie turns on cookie persistence (HTTP sessions only); nil is off.
+	Cookie *CookieOptions
 	// Servers lists the servers in configured order (`first` fills them in
 	// this order). At least one is needed.
 	Servers []ServerOptions
@@ -58,6 +68,22 @@ type BackendOptions struct {
 	IdleTimeout time.Duration
 }
 
+// CookieOptions is cookie-based persistence, HAProxy's `cookie NAME
+// insert`: a request whose cookie Name holds the name of a server that may
+// be used goes to that server; other requests are balanced. Server names
+// must be valid cookie values.
+type CookieOptions struct {
+	// Name is the cookie's name (a token).
+	Name string
+	// Insert adds "Set-Cookie: Name=<server>; Path=/; HttpOnly" to a
+	// response whose request's cookie did not name the server that
+	// answered (none, another, or one that could not be used). The
+	// request's cookie is forwarded to the server unchanged either way
+	// (HAProxy's plain insert, not insert indirect). When false the cookie
+	// is only read: the servers set it.
+	Insert bool
+}
+
 // Backend is a named group of servers behind one balancing algorithm, with
 // a FIFO queue of clients waiting for a server slot and the health of its
 // servers. It is safe for concurrent use: one mutex per backend (mu) guards
@@ -74,6 +100,11 @@ type Backend struct {
 	servers      []*Server
 	maxIdle      int
 	idleTimeout  time.Duration
+	hashOn       hashSource // what an HTTP session hashes for the balancer
+	hashHeader   string     // the field hashed when hashOn is hashHeader
+	cookie       string     // the persistence cookie's name; "" is off
+	cookieInsert bool
+	byName       map[string]*Server // for the persistence cookie
 
 	started atomic.Bool
 	checks  sync.WaitGroup // the health checkers started by Start
@@ -100,7 +131,7 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 	}
 	newBalancer, ok := balancers[balance]
 	if !ok {
-		return nil, fmt.Errorf("backend %q: unknown balance %q: use roundrobin, leastconn, random, source or first", o.Name, o.Balance)
+		return nil, fmt.Errorf("backend %q: unknown balance %q: use roundrobin, leastconn, random, source, first, uri or header", o.Name, o.Balance)
 	}
 	b := &Backend{
 		name:         o.Name,
@@ -110,6 +141,22 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 		log:          o.Logger,
 		maxIdle:      o.MaxIdle,
 		idleTimeout:  o.IdleTimeout,
+	}
+	switch balance {
+	case "uri":
+		b.hashOn = hashURI
+	case "header":
+		if !validToken(o.HashHeader) {
+			return nil, fmt.Errorf("backend %q: balance header needs HashHeader, a field name; got %q", o.Name, o.HashHeader)
+		}
+		b.hashOn, b.hashHeader = hashHeader, o.HashHeader
+	}
+	if c := o.Cookie; c != nil {
+		if !validToken(c.Name) {
+			return nil, fmt.Errorf("backend %q: cookie name %q is not a token", o.Name, c.Name)
+		}
+		b.cookie, b.cookieInsert = c.Name, c.Insert
+		b.byName = make(map[string]*Server, len(o.Servers))
 	}
 	if b.maxIdle == 0 {
 		b.maxIdle = defaultMaxIdle
@@ -145,6 +192,16 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 		s := &Server{b: b, idx: i, opts: so}
 		s.healthy.Store(true)
 		b.servers[i] = s
+		if b.cookie != "" {
+			if !validCookieValue(so.Name) {
+				return nil, fmt.Errorf("backend %q: server name %q cannot be a cookie value: use letters, digits and !#$%%&'()*+-./:<=>?@[]^_`{|}~", o.Name, so.Name)
+			}
+			if b.byName[so.Name] != nil {
+				return nil, fmt.Errorf("backend %q: two servers are named %q; cookie persistence needs unique names", o.Name, so.Name)
+			}
+			b.byName[so.Name] = s
+			s.setCookie = []byte(b.cookie + "=" + so.Name + "; Path=/; HttpOnly")
+		}
 	}
 	b.filter.usable = make([]bool, len(b.servers))
 	b.bal = newBalancer(b.servers)
@@ -171,7 +228,8 @@ func (b *Backend) Queued() int {
 
 // Acquire chooses a server for a client and holds one of its slots; the
 // caller gives it back with Server.Release. client is the client's IP (the
-// `source` algorithm hashes it). Servers in tried (those a retrying session
+// `source` algorithm hashes it; uri and header, which have no request
+// here, go round-robin). Servers in tried (those a retrying session
 // already failed on) are avoided whenever another usable server exists.
 //
 // When every usable server is at MaxConn, Acquire waits in the backend's
@@ -180,8 +238,14 @@ func (b *Backend) Queued() int {
 // *layers.StageError at the proxy's queue phase, wrapping ErrNoServer
 // (nothing is up), ErrQueueFull, ErrTimeout (queue timeout) or ctx's error.
 func (b *Backend) Acquire(ctx context.Context, client netip.Addr, tried []*Server) (*Server, time.Duration, error) {
+	return b.acquire(ctx, pickReq{client: client}, tried)
+}
+
+// acquire is Acquire for a client with a request (pickReq: its hash and
+// persistence cookie).
+func (b *Backend) acquire(ctx context.Context, r pickReq, tried []*Server) (*Server, time.Duration, error) {
 	b.mu.Lock()
-	s, err := b.takeLocked(client, tried)
+	s, err := b.takeLocked(&r, tried)
 	if err != errMustWait {
 		b.mu.Unlock()
 		if err != nil {
@@ -197,7 +261,7 @@ func (b *Backend) Acquire(ctx context.Context, client netip.Addr, tried []*Serve
 		b.mu.Unlock()
 		return nil, 0, queueError(layers.ErrQueueFull)
 	}
-	w := &queueWaiter{client: client, tried: tried, ready: make(chan struct{}, 1)}
+	w := &queueWaiter{req: r, tried: tried, ready: make(chan struct{}, 1)}
 	b.queue.push(w)
 	b.mu.Unlock()
 	return b.wait(ctx, w)
@@ -206,13 +270,22 @@ func (b *Backend) Acquire(ctx context.Context, client netip.Addr, tried []*Serve
 // takeLocked runs the balancer for one client and takes a slot on the
 // server it chose. It returns errMustWait when usable servers exist but the
 // chosen one (or every one) is full, and ErrNoServer when none is usable.
-// b.mu is held.
-func (b *Backend) takeLocked(client netip.Addr, tried []*Server) (*Server, error) {
+//
+// A server pinned by a persistence cookie is chosen, backup or not,
+// whenever it is usable (up, not ejected, weight > 0) and the client has
+// not already failed on it; when it is full the client waits for it, as a
+// `source` client does. Otherwise the balancer decides. b.mu is held.
+func (b *Backend) takeLocked(r *pickReq, tried []*Server) (*Server, error) {
 	f := &b.filter
 	if !f.prepare(b.servers, tried) {
 		return nil, layers.ErrNoServer
 	}
-	s := b.bal.pick(f, client)
+	var s *Server
+	if p := r.pin; p != nil && f.usable[p.idx] && !slices.Contains(tried, p) {
+		s = p
+	} else {
+		s = b.bal.pick(f, r)
+	}
 	f.tried = nil
 	if s == nil || !s.hasSlot() {
 		return nil, errMustWait
@@ -232,4 +305,29 @@ func (b *Backend) wake() {
 
 func queueError(err error) error {
 	return &layers.StageError{Side: layers.SideProxy, Stage: "queue", Phase: layers.PhaseQueue, Err: err}
+}
+
+// hashSource is what an HTTP session hashes for the uri and header
+// algorithms.
+type hashSource uint8
+
+const (
+	hashNone   hashSource = iota
+	hashURI               // the path, without the query
+	hashHeader            // the value of the field Backend.hashHeader
+)
+
+// validCookieValue reports whether s is a non-empty run of RFC 6265
+// cookie-octets (no quote, comma, semicolon, backslash, space or control).
+func validCookieValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

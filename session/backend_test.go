@@ -448,7 +448,7 @@ func TestQueue(t *testing.T) {
 		b := lbBackend(t, BackendOptions{Servers: lbServers(1, 1), QueueTimeout: 5 * time.Second})
 		held := lbAcquire(t, b, lbClient)
 		ctx, cancel := context.WithCancel(context.Background())
-		w := &queueWaiter{client: lbClient, ready: make(chan struct{}, 1)}
+		w := &queueWaiter{req: pickReq{client: lbClient}, ready: make(chan struct{}, 1)}
 		b.mu.Lock()
 		b.queue.push(w)
 		b.mu.Unlock()

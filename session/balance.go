@@ -6,16 +6,33 @@ import (
 	"time"
 )
 
-// balancer is one load-balancing algorithm. pick returns the server a
-// client should use, or nil when no server will do. It is called with the
-// backend's mutex held, so it may keep state without locking of its own;
-// it runs once per connection and must not allocate.
+// balancer is one load-balancing algorithm. pick returns the server the
+// client r should use, or nil when no server will do. It is called with
+// the backend's mutex held, so it may keep state without locking of its
+// own; it runs once per connection or request and must not allocate.
 //
 // Most algorithms choose among f.free servers (usable, allowed, with a free
-// slot). An algorithm that pins clients to a server (source) may return a
-// full server from f.ok: the client then waits in the queue for it.
+// slot). An algorithm that pins clients to a server (source, uri, header)
+// may return a full server from f.ok: the client then waits in the queue
+// for it.
 type balancer interface {
-	pick(f *pickFilter, client netip.Addr) *Server
+	pick(f *pickFilter, r *pickReq) *Server
+}
+
+// pickReq is what a balancing decision may look at for one client: its
+// address (source), the hash of its request (uri, header(NAME)) and the
+// server its persistence cookie names. TCP sessions set only client. It is
+// a value: a queued client keeps its own copy, which points into no buffer.
+type pickReq struct {
+	client netip.Addr
+	// hash is the request's key hashed with hashBytes; hashed is false
+	// when the request has no key (header(NAME) with the field absent or
+	// empty), and the hashing algorithms then go round-robin.
+	hash   uint64
+	hashed bool
+	// pin is the server a persistence cookie named, nil when none: it is
+	// used whenever it may be (see Backend.takeLocked).
+	pin *Server
 }
 
 // balancers is the one table from a `balance` name to its algorithm.
@@ -25,6 +42,8 @@ var balancers = map[string]func(servers []*Server) balancer{
 	"random":     newRandom,
 	"source":     newSourceHash,
 	"first":      newFirst,
+	"uri":        newRequestHash,
+	"header":     newRequestHash,
 }
 
 // pickFilter says which servers a pick may choose. prepare fills it for one

@@ -1,7 +1,5 @@
 package session
 
-import "net/netip"
-
 // firstFree is HAProxy's `balance first`: the first server in configured
 // order with a free slot. Used with maxconn it fills servers one after the
 // other, so the last ones can be stopped when traffic is low.
@@ -11,7 +9,7 @@ type firstFree struct {
 
 func newFirst(servers []*Server) balancer { return &firstFree{servers: servers} }
 
-func (p *firstFree) pick(f *pickFilter, _ netip.Addr) *Server {
+func (p *firstFree) pick(f *pickFilter, _ *pickReq) *Server {
 	for _, s := range p.servers {
 		if f.free(s) {
 			return s

@@ -1,7 +1,5 @@
 package session
 
-import "net/netip"
-
 // leastConn picks the server with the fewest active slots per unit of
 // weight. Ties go round-robin: the scan starts after the last server
 // chosen, so idle servers share new clients evenly.
@@ -12,7 +10,7 @@ type leastConn struct {
 
 func newLeastConn(servers []*Server) balancer { return &leastConn{servers: servers} }
 
-func (l *leastConn) pick(f *pickFilter, _ netip.Addr) *Server {
+func (l *leastConn) pick(f *pickFilter, _ *pickReq) *Server {
 	n := len(l.servers)
 	var best *Server
 	for k := range n {

@@ -1,9 +1,6 @@
 package session
 
-import (
-	"math/rand/v2"
-	"net/netip"
-)
+import "math/rand/v2"
 
 // randomTwo is the power of two choices: draw two servers at random,
 // weighted by weight, and take the one with less load per unit of weight.
@@ -15,7 +12,7 @@ type randomTwo struct {
 
 func newRandom(servers []*Server) balancer { return &randomTwo{servers: servers} }
 
-func (r *randomTwo) pick(f *pickFilter, _ netip.Addr) *Server {
+func (r *randomTwo) pick(f *pickFilter, _ *pickReq) *Server {
 	total := 0
 	for _, s := range r.servers {
 		if f.free(s) {

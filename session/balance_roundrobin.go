@@ -1,7 +1,5 @@
 package session
 
-import "net/netip"
-
 // roundRobin is nginx's smooth weighted round-robin: each pick adds every
 // candidate's weight to its current value, chooses the largest and takes
 // the candidates' total weight off it. Over Σweights picks every server is
@@ -16,7 +14,7 @@ func newRoundRobin(servers []*Server) balancer {
 	return &roundRobin{servers: servers, current: make([]int, len(servers))}
 }
 
-func (r *roundRobin) pick(f *pickFilter, _ netip.Addr) *Server {
+func (r *roundRobin) pick(f *pickFilter, _ *pickReq) *Server {
 	total, best := 0, -1
 	for i, s := range r.servers {
 		if !f.free(s) {

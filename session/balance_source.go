@@ -2,22 +2,35 @@ package session
 
 import (
 	"cmp"
-	"net/netip"
 	"slices"
 	"strconv"
 )
 
-// sourceHash pins each client IP to a server with a consistent-hash ring:
-// every server owns vnodesPerWeight·weight points placed by hashing its
-// name, and a client goes to the first point at or after the hash of its
-// address. The same client gets the same server while the set of usable
-// servers is unchanged; when a server goes down only its clients move (the
-// walk goes on to the next usable point), and they come back when it
-// returns. A client whose server is full waits for it in the queue rather
-// than moving, so its affinity holds under load.
+// sourceHash pins each client IP to a server with a consistent-hash ring
+// (hashRing): the same client gets the same server while the set of usable
+// servers is unchanged; when a server goes down only its clients move, and
+// they come back when it returns. A client whose server is full waits for
+// it in the queue rather than moving, so its affinity holds under load.
 type sourceHash struct {
+	ring hashRing
+}
+
+func newSourceHash(servers []*Server) balancer { return &sourceHash{ring: newHashRing(servers)} }
+
+func (h *sourceHash) pick(f *pickFilter, r *pickReq) *Server {
+	a := r.client.Unmap().As16()
+	return h.ring.lookup(f, hashBytes(a[:]))
+}
+
+// hashRing is a consistent-hash ring: every server owns
+// vnodesPerWeight·weight points placed by hashing its name, and a key goes
+// to the first point at or after its hash whose server may be chosen. A
+// server's departure (down, or removed from the configuration) moves only
+// the keys it held, to the next points of the ring. It is read-only after
+// it is built.
+type hashRing struct {
 	servers []*Server
-	ring    []ringPoint // sorted by hash
+	points  []ringPoint // sorted by hash
 }
 
 type ringPoint struct {
@@ -27,33 +40,33 @@ type ringPoint struct {
 
 const vnodesPerWeight = 100
 
-func newSourceHash(servers []*Server) balancer {
-	h := &sourceHash{servers: servers}
+func newHashRing(servers []*Server) hashRing {
+	h := hashRing{servers: servers}
 	var key []byte
 	for i, s := range servers {
 		for v := range vnodesPerWeight * max(s.opts.Weight, 0) {
 			key = append(key[:0], s.opts.Name...)
 			key = append(key, '#')
 			key = strconv.AppendInt(key, int64(v), 10)
-			h.ring = append(h.ring, ringPoint{hash: hashBytes(key), idx: i})
+			h.points = append(h.points, ringPoint{hash: hashBytes(key), idx: i})
 		}
 	}
-	slices.SortFunc(h.ring, func(a, b ringPoint) int {
+	slices.SortFunc(h.points, func(a, b ringPoint) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.idx, b.idx))
 	})
 	return h
 }
 
-func (h *sourceHash) pick(f *pickFilter, client netip.Addr) *Server {
-	n := len(h.ring)
+// lookup returns the server of key hash x: the first point at or after x
+// whose server f allows, full or not; nil when there is none.
+func (h *hashRing) lookup(f *pickFilter, x uint64) *Server {
+	n := len(h.points)
 	if n == 0 {
 		return nil
 	}
-	a := client.Unmap().As16()
-	x := hashBytes(a[:])
-	start, _ := slices.BinarySearchFunc(h.ring, x, func(p ringPoint, x uint64) int { return cmp.Compare(p.hash, x) })
+	start, _ := slices.BinarySearchFunc(h.points, x, func(p ringPoint, x uint64) int { return cmp.Compare(p.hash, x) })
 	for k := range n {
-		s := h.servers[h.ring[(start+k)%n].idx]
+		s := h.servers[h.points[(start+k)%n].idx]
 		if f.ok(s) {
 			return s
 		}

@@ -67,10 +67,10 @@ type HTTPFrontendOptions struct {
 	Timeouts HTTPTimeouts
 
 	// The analysers' configuration, in the order they run.
-	Rules     []HTTPRule     // allow/deny
-	Redirects []HTTPRedirect // the first match answers
-	// Routes choose the backend; the first match wins, else
-	// DefaultBackend, else 503.
+	Rules []HTTPRule // allow/deny
+	// Routes are one ordered list of backend and redirect routes; the
+	// first match wins (it chooses the backend or answers the redirect),
+	// else DefaultBackend, else 503.
 	Routes          []HTTPRoute
 	DefaultBackend  *Backend
 	RequestHeaders  []HeaderRule
@@ -92,7 +92,6 @@ type HTTPFrontend struct {
 	buffers     *layers.BufferPool
 	log         *slog.Logger
 	rules       []rule
-	redirects   []redirect
 	routes      []httpRoute
 	reqHeaders  []headerRule
 	respHeaders []headerRule
@@ -115,13 +114,14 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 		buffers:   o.Buffers,
 		log:       o.Logger,
 		rules:     newRules(o.Rules),
-		redirects: newRedirects(o.Redirects),
-		routes:    newHTTPRoutes(o.Routes),
 		reqIDName: requestIDName(o.RequestID),
 		live:      make(map[*httpConn]struct{}),
 	}
 	f.reqIDNameB = []byte(f.reqIDName)
 	var err error
+	if f.routes, err = newHTTPRoutes(o.Routes); err != nil {
+		return nil, fmt.Errorf("frontend %q: %w", o.Name, err)
+	}
 	if f.reqHeaders, err = newHeaderRules(o.RequestHeaders); err != nil {
 		return nil, fmt.Errorf("frontend %q: request %w", o.Name, err)
 	}
@@ -416,17 +416,21 @@ type httpSession struct {
 	st  HTTPStream
 	req *msg.Head // the request head (the stream's)
 
-	backend  *Backend
-	server   *Server  // holds a slot while set
-	up       upstream // the server connection in use
-	reused   bool     // up came from the server's idle pool
-	tried    []*Server
-	resp     *msg.Head // the final response head (the upstream's) or &local
-	local    msg.Head  // a response the session writes itself
-	body     []byte    // its body
-	status   int
-	waiting  bool // the body wait started (100 sent)
-	tunneled bool
+	backend *Backend
+	pick    pickReq // the balancing facts of the request (http_balance.go)
+	// cookieSrv is the server the request's persistence cookie named, if
+	// any; a response from another server sets the cookie again.
+	cookieSrv *Server
+	server    *Server  // holds a slot while set
+	up        upstream // the server connection in use
+	reused    bool     // up came from the server's idle pool
+	tried     []*Server
+	resp      *msg.Head // the final response head (the upstream's) or &local
+	local     msg.Head  // a response the session writes itself
+	body      []byte    // its body
+	status    int
+	waiting   bool // the body wait started (100 sent)
+	tunneled  bool
 
 	arena []byte // values set by analysers, valid for this request
 	reqID []byte

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -27,16 +28,16 @@ const benchRequest = "GET /articles/2024/strata-proxy?utm_source=feed&page=2 HTT
 	"\r\n"
 
 // BenchmarkAnalysers runs a parsed request through the request analysers
-// between the head wait and the body wait (rules, redirects, routing,
+// between the head wait and the body wait (rules, routing with redirects,
 // hop-by-hop, header rules, forwarding fields, request id) and the
 // response analysers.
 func BenchmarkAnalysers(b *testing.B) {
 	be := newBackend(b, "app", "", 0, "127.0.0.1:1")
 	other := newBackend(b, "other", "", 0, "127.0.0.1:1")
 	f, err := NewHTTPFrontend(HTTPFrontendOptions{
-		Rules:     []HTTPRule{{Match: HTTPMatch{PathPrefixes: []string{"/admin"}}, Deny: true}},
-		Redirects: []HTTPRedirect{{Match: HTTPMatch{Hosts: []string{"old.example.com"}}, Scheme: "https"}},
+		Rules: []HTTPRule{{Match: HTTPMatch{PathPrefixes: []string{"/admin"}}, Deny: true}},
 		Routes: []HTTPRoute{
+			{Match: HTTPMatch{Hosts: []string{"old.example.com"}}, Redirect: &HTTPRedirect{Scheme: "https"}},
 			{Match: HTTPMatch{Hosts: []string{"api.example.com"}}, Backend: other},
 			{Match: HTTPMatch{Hosts: []string{"*.example.com"}, PathPrefixes: []string{"/articles/"}}, Backend: be},
 		},
@@ -86,26 +87,71 @@ func BenchmarkAnalysers(b *testing.B) {
 // over loopback: client → listener → HTTP/1 stage → analysers → pooled
 // server connection → a minimal raw backend, and back.
 func BenchmarkHTTPSession(b *testing.B) {
-	response := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n")
-	addr := startServer(b, func(c *net.TCPConn) {
-		br := bufio.NewReaderSize(c, 16<<10)
-		for {
-			// Each request ends with an empty line.
-			for {
-				line, err := br.ReadSlice('\n')
-				if err != nil {
-					return
-				}
-				if len(line) == 2 {
-					break
-				}
+	addr := startServer(b, benchServer)
+	be := newBackend(b, "app", "", 0, addr)
+	benchSession(b, be, strings.Replace(benchRequest, "X-Forwarded-For: 10.1.2.3\r\n", "", 1))
+}
+
+// BenchmarkHTTPSessionBalance is BenchmarkHTTPSession with the HTTP
+// balancing decisions: hashing the path or a header field, and cookie
+// persistence (a request whose cookie names a server, and one without,
+// which gets a Set-Cookie).
+func BenchmarkHTTPSessionBalance(b *testing.B) {
+	addr := startServer(b, benchServer)
+	req := strings.Replace(benchRequest, "X-Forwarded-For: 10.1.2.3\r\n", "X-User: 8f14e45f\r\n", 1)
+	tests := []struct {
+		name string
+		o    BackendOptions
+		req  string
+	}{
+		{"uri", BackendOptions{Balance: "uri"}, req},
+		{"header", BackendOptions{Balance: "header", HashHeader: "X-User"}, req},
+		{"cookie", BackendOptions{Cookie: &CookieOptions{Name: "SRV", Insert: true}},
+			strings.Replace(req, "theme=dark", "theme=dark; SRV=s2", 1)},
+		{"cookie insert", BackendOptions{Cookie: &CookieOptions{Name: "SRV", Insert: true}}, req},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			o := tt.o
+			o.Name = "app"
+			for i := range 4 {
+				o.Servers = append(o.Servers, ServerOptions{Name: fmt.Sprintf("s%d", i), Address: addr, Weight: 1, Connector: dialerTo(addr)})
 			}
-			if _, err := c.Write(response); err != nil {
+			be, err := NewBackend(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchSession(b, be, tt.req)
+		})
+	}
+}
+
+// benchServer is a minimal raw backend: one fixed response per request.
+func benchServer(c *net.TCPConn) {
+	br := bufio.NewReaderSize(c, 16<<10)
+	for {
+		// Each request ends with an empty line.
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
 				return
 			}
+			if len(line) == 2 {
+				break
+			}
 		}
-	})
-	be := newBackend(b, "app", "", 0, addr)
+		if _, err := c.Write(benchResponse); err != nil {
+			return
+		}
+	}
+}
+
+var benchResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n")
+
+// benchSession sends req over one keep-alive client connection through a
+// frontend whose default backend is be, and reads each response head and
+// body.
+func benchSession(b *testing.B, be *Backend, req string) {
 	h := startHTTP(b, HTTPFrontendOptions{
 		DefaultBackend: be,
 		AccessLog:      slog.New(slog.DiscardHandler), // the forwarding path without log formatting
@@ -114,24 +160,25 @@ func BenchmarkHTTPSession(b *testing.B) {
 		Timeouts:       HTTPTimeouts{HTTPRequest: 5 * time.Second, Client: 5 * time.Second, Server: 5 * time.Second},
 	})
 	c := h.dial(b)
-	req := []byte(strings.Replace(benchRequest, "X-Forwarded-For: 10.1.2.3\r\n", "", 1))
-	buf := make([]byte, 4096)
-	want := len(response)
+	br := bufio.NewReaderSize(c, 4096)
+	raw := []byte(req)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
+		if _, err := c.Write(raw); err != nil {
 			b.Fatal(err)
 		}
-		n := 0
-		for n < want {
-			k, err := c.Read(buf[n:])
+		// The head ends with an empty line; the body is 13 bytes.
+		for {
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				b.Fatal(err)
 			}
-			n += k
+			if len(line) == 2 {
+				break
+			}
 		}
-		if n != want {
-			b.Fatalf("read %q", buf[:n])
+		if _, err := br.Discard(13); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -31,7 +31,8 @@ func idempotent(m []byte) bool {
 // the request, with retries, until the final response head is in:
 //
 //   - a server slot is taken (Backend.Acquire: queue, 503 on queue timeout
-//     or when no server is up);
+//     or when no server is up), with the request's balancing facts
+//     (http_balance.go: the uri or header hash, the persistence cookie);
 //   - a request that can be replayed (idempotent method, no body) may use
 //     an idle pooled connection of that server; any other request gets a
 //     fresh one, so that a connection the server closed meanwhile can only
@@ -48,6 +49,7 @@ func idempotent(m []byte) bool {
 func analyseConnect(s *httpSession) result {
 	s.copyLogFacts()
 	b := s.backend
+	s.balanceRequest(b)
 	replayable := idempotent(s.req.Method) && s.req.Body == msg.BodyNone
 	fresh := !replayable
 	attempt := 0
@@ -161,7 +163,7 @@ func (s *httpSession) serverError(err error, responded bool) result {
 }
 
 func (s *httpSession) acquire(b *Backend) (*Server, time.Duration, error) {
-	if srv, err, decided := b.acquireNow(s.c.in.Source.Addr(), s.tried); decided {
+	if srv, err, decided := b.acquireNow(&s.pick, s.tried); decided {
 		return srv, 0, err
 	}
 	ctx := context.Background()
@@ -170,7 +172,7 @@ func (s *httpSession) acquire(b *Backend) (*Server, time.Duration, error) {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	return b.Acquire(ctx, s.c.in.Source.Addr(), s.tried)
+	return b.acquire(ctx, s.pick, s.tried)
 }
 
 func (s *httpSession) dial(srv *Server) (net.Conn, error) {

@@ -294,9 +294,9 @@ func TestHTTPRulesAndRedirects(t *testing.T) {
 			{Match: HTTPMatch{Methods: []string{"TRACE"}}, Deny: true, Status: 405},
 			{Match: HTTPMatch{Header: "X-Bad"}, Deny: true},
 		},
-		Redirects: []HTTPRedirect{
-			{Match: HTTPMatch{Hosts: []string{"old.example"}}, Status: 301, Scheme: "https", Host: "new.example"},
-			{Match: HTTPMatch{PathPrefixes: []string{"/moved"}}, Status: 308, Path: "/here"},
+		Routes: []HTTPRoute{
+			{Match: HTTPMatch{Hosts: []string{"old.example"}}, Redirect: &HTTPRedirect{Status: 301, Scheme: "https", Host: "new.example"}},
+			{Match: HTTPMatch{PathPrefixes: []string{"/moved"}}, Redirect: &HTTPRedirect{Status: 308, Path: "/here"}},
 		},
 		ErrorPages: map[int]string{403: "go away\n"},
 	})

@@ -60,7 +60,9 @@ func startHTTP(t testing.TB, o HTTPFrontendOptions) *httpHarness {
 		backends[o.DefaultBackend] = true
 	}
 	for _, r := range o.Routes {
-		backends[r.Backend] = true
+		if r.Backend != nil {
+			backends[r.Backend] = true
+		}
 	}
 	t.Cleanup(func() {
 		l.Close()

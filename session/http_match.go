@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/strata-proxy/strata/layers/msg"
@@ -32,6 +33,10 @@ type HTTPMatch struct {
 	// Sources are client address prefixes (the PROXY header's source when
 	// proxied).
 	Sources []netip.Prefix
+	// DstPorts are destination ports: the port the client connected to
+	// (in.Dest: the listener's, or what a PROXY header said), as the TCP
+	// router's Route.DstPorts.
+	DstPorts []uint16
 }
 
 // matcher is an HTTPMatch prepared for matching: read-only, shared by
@@ -44,6 +49,7 @@ type matcher struct {
 	values   []string
 	sni      names
 	sources  []netip.Prefix
+	ports    []uint16
 }
 
 // names is a set of host names, exact and one-label wildcards, lower case.
@@ -116,6 +122,7 @@ func newMatcher(m HTTPMatch) matcher {
 		values:   m.HeaderValues,
 		sni:      newNames(m.SNI),
 		sources:  m.Sources,
+		ports:    m.DstPorts,
 	}
 }
 
@@ -138,17 +145,8 @@ func (m *matcher) match(s *httpSession) bool {
 	if !m.hosts.empty() && !m.hosts.match(hostOf(h.Authority)) {
 		return false
 	}
-	if len(m.prefixes) > 0 {
-		ok := false
-		for _, p := range m.prefixes {
-			if len(h.Path) >= len(p) && string(h.Path[:len(p)]) == p {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(m.prefixes) > 0 && m.prefixLen(h.Path) < 0 {
+		return false
 	}
 	if len(m.methods) > 0 {
 		ok := false
@@ -185,6 +183,9 @@ func (m *matcher) match(s *httpSession) bool {
 			}
 		}
 	}
+	if len(m.ports) > 0 && !slices.Contains(m.ports, s.c.in.Dest.Port()) {
+		return false
+	}
 	if !m.sni.empty() && !m.sni.matchString(s.c.in.SNI) {
 		return false
 	}
@@ -202,4 +203,15 @@ func (m *matcher) match(s *httpSession) bool {
 		}
 	}
 	return true
+}
+
+// prefixLen returns the length of the first of m's path prefixes that
+// path starts with, or -1 when none does.
+func (m *matcher) prefixLen(path []byte) int {
+	for _, p := range m.prefixes {
+		if len(path) >= len(p) && string(path[:len(p)]) == p {
+			return len(p)
+		}
+	}
+	return -1
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -129,9 +128,9 @@ func (b *Backend) CloseIdle() {
 
 // acquireNow is Acquire's path that does not wait: decided is false when
 // the client would have to queue (call Acquire then).
-func (b *Backend) acquireNow(client netip.Addr, tried []*Server) (srv *Server, err error, decided bool) {
+func (b *Backend) acquireNow(r *pickReq, tried []*Server) (srv *Server, err error, decided bool) {
 	b.mu.Lock()
-	srv, err = b.takeLocked(client, tried)
+	srv, err = b.takeLocked(r, tried)
 	b.mu.Unlock()
 	switch {
 	case err == errMustWait:

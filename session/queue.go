@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -12,8 +11,8 @@ import (
 // fields are guarded by the backend's mutex; the waiting goroutine reads
 // srv and err after ready fires.
 type queueWaiter struct {
-	client netip.Addr
-	tried  []*Server // the caller's; it is blocked in Acquire meanwhile
+	req   pickReq
+	tried []*Server // the caller's; it is blocked in Acquire meanwhile
 
 	// ready receives once (buffered) when the waiter is decided: srv holds
 	// a slot taken for it, or err says why it cannot have one.
@@ -60,7 +59,7 @@ func (q *waitQueue) remove(w *queueWaiter) {
 
 // dispatchLocked hands free slots to waiters, oldest first. Each waiter
 // runs the balancer as if it had just arrived, so a waiter that can only
-// use a full server (its `source` server, say) is skipped and keeps its
+// use a full server (its `source` server or its cookie's, say) is skipped and keeps its
 // place while younger waiters take slots it cannot use. It stops as soon as
 // no usable server has a free slot, so a Release under load costs one pick.
 // When no server is usable at all, every waiter fails with ErrNoServer.
@@ -68,7 +67,7 @@ func (q *waitQueue) remove(w *queueWaiter) {
 func (b *Backend) dispatchLocked() {
 	for w := b.queue.head; w != nil; {
 		next := w.next
-		s, err := b.takeLocked(w.client, w.tried)
+		s, err := b.takeLocked(&w.req, w.tried)
 		if err == errMustWait {
 			if !b.filter.anyFree {
 				return

@@ -48,6 +48,9 @@ type Server struct {
 
 	// pool holds the idle HTTP connections to the server (pool.go).
 	pool idlePool
+	// setCookie is the Set-Cookie value naming the server for cookie
+	// persistence; nil when the backend has none. Read-only.
+	setCookie []byte
 
 	// active and maxActive are guarded by b.mu.
 	active    int

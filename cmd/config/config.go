@@ -393,7 +393,8 @@ const (
 	BalanceRandom     Balance = "random"
 	BalanceSource     Balance = "source"
 	BalanceFirst      Balance = "first"
-	// BalanceURI hashes the request path and query (mode http).
+	// BalanceURI hashes the request path, without the query, as HAProxy's
+	// balance uri does (mode http).
 	BalanceURI Balance = "uri"
 	// BalanceHeader hashes the value of the field Backend.HashHeader
 	// (mode http); written header(NAME).

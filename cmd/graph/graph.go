@@ -187,12 +187,6 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 			logger.Warn("backend TLS verification is off: servers' certificates are not checked", "backend", b.Name)
 		}
 	}
-	switch {
-	case b.Balance == config.BalanceURI || b.Balance == config.BalanceHeader:
-		return nil, fmt.Errorf("balance %s is not served yet; use roundrobin, leastconn, random, source or first", b.Balance)
-	case b.Cookie != nil:
-		return nil, errors.New("cookie persistence is not served yet")
-	}
 	servers := make([]session.ServerOptions, len(b.Servers))
 	for i, s := range b.Servers {
 		d := &layers.Dialer{Address: s.Address}
@@ -216,6 +210,7 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 	o := session.BackendOptions{
 		Name:         b.Name,
 		Balance:      string(b.Balance),
+		HashHeader:   b.HashHeader,
 		Servers:      servers,
 		Retries:      b.Retries,
 		QueueMax:     b.Queue.Max,
@@ -227,6 +222,9 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 		if h.Type == config.HealthHTTP {
 			o.Health.HTTP = session.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, Status: h.ExpectStatus}
 		}
+	}
+	if c := b.Cookie; c != nil {
+		o.Cookie = &session.CookieOptions{Name: c.Name, Insert: c.Insert}
 	}
 	if p := b.Passive; p != nil {
 		o.Passive = &session.PassiveOptions{Failures: p.Failures, Eject: p.Eject}

@@ -60,28 +60,21 @@ func (g *Graph) buildHTTPFrontend(f *config.Frontend, stages []layers.Stage, l4 
 			Status: r.Status,
 		})
 	}
-	sawBackendRoute := false
-	for i, r := range f.Routes {
-		if len(r.DstPort) > 0 {
-			return nil, fmt.Errorf("routes[%d]: dst_port in mode http is not served yet; route on host, path_prefix, header or sni", i)
-		}
+	for _, r := range f.Routes {
 		m := httpMatch(r.Host, r.PathPrefix, nil, r.Header, r.SNI, nil)
+		for _, p := range r.DstPort {
+			m.DstPorts = append(m.DstPorts, uint16(p))
+		}
+		rt := session.HTTPRoute{Match: m}
 		if r.Redirect == nil {
-			sawBackendRoute = true
-			o.Routes = append(o.Routes, session.HTTPRoute{Match: m, Backend: g.backends[r.Backend]})
-			continue
+			rt.Backend = g.backends[r.Backend]
+		} else {
+			rt.Redirect = &session.HTTPRedirect{
+				Status: r.Redirect.Status, Scheme: r.Redirect.Scheme, Host: r.Redirect.Host,
+				Path: r.Redirect.Path, Prefix: r.Redirect.Prefix,
+			}
 		}
-		// The session answers redirects before it routes; that is the
-		// file's order only while no backend route comes first.
-		if sawBackendRoute {
-			return nil, fmt.Errorf("routes[%d]: a redirect route after a backend route is not served yet; put redirect routes first", i)
-		}
-		if r.Redirect.Prefix != "" {
-			return nil, fmt.Errorf("routes[%d]: redirect prefix is not served yet; use path", i)
-		}
-		o.Redirects = append(o.Redirects, session.HTTPRedirect{
-			Match: m, Status: r.Redirect.Status, Scheme: r.Redirect.Scheme, Host: r.Redirect.Host, Path: r.Redirect.Path,
-		})
+		o.Routes = append(o.Routes, rt)
 	}
 	if len(f.ErrorFiles) > 0 {
 		o.ErrorPages = make(map[int]string, len(f.ErrorFiles))
