@@ -118,6 +118,9 @@ backends:
 						t.Errorf("request id %q, X-Served-By %q", resp.Header.Get("X-Seen-Request-Id"), resp.Header.Get("X-Served-By"))
 					}
 				}
+				logs.waitAccess(t, func(m map[string]any) bool {
+					return m["method"] == "POST" && m["bytes_in"] == float64(1<<20) && m["bytes_out"] == float64(1<<20)
+				})
 				// A POST never rides a reused connection (it could not be
 				// replayed if that one turned out dead); GETs reuse them.
 				before := b.conns.Load()

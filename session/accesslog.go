@@ -24,7 +24,8 @@ type Record struct {
 	// Connect the time of the last connect attempt; Total from accept to
 	// the end of the session.
 	Queue, Connect, Total time.Duration
-	// BytesIn went client → server, BytesOut server → client.
+	// BytesIn went client → server, BytesOut server → client: every byte
+	// in TCP mode, the message bodies in HTTP mode.
 	BytesIn, BytesOut int64
 	// Retries is the number of connect attempts after the first.
 	Retries     int

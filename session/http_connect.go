@@ -209,11 +209,16 @@ func (s *httpSession) sendRequest() (sentBody bool, err error) {
 		if err := up.WriteRequest(h, first, false); err != nil {
 			return len(first) > 0, err
 		}
+		s.rec.BytesIn += int64(len(first))
 		return true, up.EndBody(trailers)
 	}
 	if err := up.WriteRequest(h, first, end); err != nil || end {
+		if err == nil {
+			s.rec.BytesIn += int64(len(first))
+		}
 		return len(first) > 0, err
 	}
+	s.rec.BytesIn += int64(len(first))
 	sentBody = len(first) > 0
 	for {
 		p, rerr := st.ReadBody()
@@ -221,6 +226,7 @@ func (s *httpSession) sendRequest() (sentBody bool, err error) {
 			if err := up.WriteBody(p); err != nil {
 				return true, err
 			}
+			s.rec.BytesIn += int64(len(p))
 			sentBody = true
 		}
 		if rerr == io.EOF {

@@ -98,6 +98,7 @@ func (s *httpSession) forwardResponse() {
 		s.clientWriteFailed(err)
 		return
 	}
+	s.rec.BytesOut += int64(len(first))
 	if end {
 		s.finishUpstream()
 		return
@@ -117,6 +118,7 @@ func (s *httpSession) forwardResponse() {
 				s.clientWriteFailed(werr)
 				return
 			}
+			s.rec.BytesOut += int64(len(p))
 		}
 		if err == io.EOF {
 			if werr := st.EndBody(up.Trailers()); werr != nil {
