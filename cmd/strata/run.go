@@ -101,6 +101,13 @@ func newLoggers(l config.Log, stderr io.Writer) (logger, access *slog.Logger, cl
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
+	buffered := newBufferedLog(w)
+	closeOutput := closeFn
+	closeFn = func() {
+		buffered.Close()
+		closeOutput()
+	}
+	w = buffered
 	opts := &slog.HandlerOptions{Level: l.Level}
 	var h slog.Handler
 	if l.Format == config.LogText {
