@@ -99,11 +99,10 @@ type HTTPFrontend struct {
 	reqIDNameB  []byte
 	errorPages  map[int][]byte
 
-	mu       sync.Mutex
-	live     map[*httpConn]struct{}
-	empty    chan struct{}
-	draining bool // Shutdown started: no new request on kept-alive connections
-	forced   bool
+	// live holds the client connections being served, for Live and
+	// Shutdown; once it is draining, kept-alive connections take no new
+	// request.
+	live liveSet[*httpConn]
 }
 
 // NewHTTPFrontend builds the frontend for o. It fails on an invalid header
@@ -115,7 +114,6 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 		log:       o.Logger,
 		rules:     newRules(o.Rules),
 		reqIDName: requestIDName(o.RequestID),
-		live:      make(map[*httpConn]struct{}),
 	}
 	f.reqIDNameB = []byte(f.reqIDName)
 	var err error
@@ -154,11 +152,7 @@ func (f *HTTPFrontend) Admit(in *layers.Initiator) error { return f.o.L4.Check(i
 func (f *HTTPFrontend) Limit() *layers.ConnLimit { return f.o.Limit }
 
 // Live is the number of client connections served now.
-func (f *HTTPFrontend) Live() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.live)
-}
+func (f *HTTPFrontend) Live() int { return f.live.len() }
 
 // Shutdown stops taking new requests on kept-alive connections (idle ones
 // close at once, busy ones after their current response) and waits for the
@@ -166,75 +160,13 @@ func (f *HTTPFrontend) Live() int {
 // ("proxy close: drain timeout"), waits for them and returns ctx's error.
 // Stop the listeners first.
 func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
-	f.mu.Lock()
-	f.draining = true
-	for c := range f.live {
-		c.wakeIdle()
-	}
-	f.mu.Unlock()
-	for {
-		f.mu.Lock()
-		if len(f.live) == 0 {
-			f.mu.Unlock()
-			return nil
-		}
-		if f.empty == nil {
-			f.empty = make(chan struct{})
-		}
-		empty := f.empty
-		f.mu.Unlock()
-		select {
-		case <-empty:
-			continue
-		case <-ctx.Done():
-		}
-		f.mu.Lock()
-		f.forced = true
-		n := len(f.live)
-		for c := range f.live {
-			c.abort(errDrained)
-		}
-		f.mu.Unlock()
+	return f.live.shutdown(ctx, errDrained, (*httpConn).wakeIdle, func(n int) {
 		f.log.Warn("drain deadline reached; closing the HTTP connections still open",
 			slog.String("frontend", f.o.Name), slog.Int("connections", n))
-		for {
-			f.mu.Lock()
-			if len(f.live) == 0 {
-				f.mu.Unlock()
-				return ctx.Err()
-			}
-			if f.empty == nil {
-				f.empty = make(chan struct{})
-			}
-			empty := f.empty
-			f.mu.Unlock()
-			<-empty
-		}
-	}
+	})
 }
 
-func (f *HTTPFrontend) track(c *httpConn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.live[c] = struct{}{}
-	return !f.forced
-}
-
-func (f *HTTPFrontend) untrack(c *httpConn) {
-	f.mu.Lock()
-	delete(f.live, c)
-	if len(f.live) == 0 && f.empty != nil {
-		close(f.empty)
-		f.empty = nil
-	}
-	f.mu.Unlock()
-}
-
-func (f *HTTPFrontend) isDraining() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.draining
-}
+func (f *HTTPFrontend) isDraining() bool { return f.live.isDraining() }
 
 // Serve runs the client connection in: the front stages, then one session
 // per request until the connection ends. It closes every server connection
@@ -242,8 +174,8 @@ func (f *HTTPFrontend) isDraining() bool {
 func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 	c := &httpConn{f: f, in: in}
 	c.s.c = c
-	defer f.untrack(c)
-	if !f.track(c) {
+	defer f.live.remove(c)
+	if !f.live.add(c) {
 		return
 	}
 	c.serve()

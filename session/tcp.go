@@ -74,15 +74,8 @@ type TCPFrontend struct {
 	accessLog *slog.Logger
 	log       *slog.Logger
 
-	mu sync.Mutex
 	// live holds the running sessions, for Live and Shutdown.
-	live map[*tcpSession]struct{}
-	// empty is closed (and reset to nil) when live becomes empty while a
-	// Shutdown waits for it.
-	empty chan struct{}
-	// forced is set once a Shutdown's deadline has passed: sessions that
-	// start afterwards end at once.
-	forced bool
+	live liveSet[*tcpSession]
 }
 
 // NewTCPFrontend builds the frontend for o.
@@ -97,7 +90,6 @@ func NewTCPFrontend(o TCPFrontendOptions) *TCPFrontend {
 		buffers:   o.Buffers,
 		accessLog: o.AccessLog,
 		log:       o.Logger,
-		live:      make(map[*tcpSession]struct{}),
 	}
 	if f.buffers == nil {
 		f.buffers = layers.NewBufferPool(0)
@@ -115,76 +107,17 @@ func (f *TCPFrontend) Admit(in *layers.Initiator) error { return f.l4.Check(in) 
 func (f *TCPFrontend) Limit() *layers.ConnLimit { return f.limit }
 
 // Live is the number of sessions running now.
-func (f *TCPFrontend) Live() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.live)
-}
+func (f *TCPFrontend) Live() int { return f.live.len() }
 
 // Shutdown waits for the frontend's live sessions to end. When ctx is done
 // first, it closes the remaining ones (termination "proxy close: drain
 // timeout"), waits for them to return and reports ctx's error; sessions
 // that start after that are closed at once. Stop the listeners first.
 func (f *TCPFrontend) Shutdown(ctx context.Context) error {
-	for {
-		f.mu.Lock()
-		if len(f.live) == 0 {
-			f.mu.Unlock()
-			return nil
-		}
-		if f.empty == nil {
-			f.empty = make(chan struct{})
-		}
-		empty := f.empty
-		f.mu.Unlock()
-
-		select {
-		case <-empty:
-			continue
-		case <-ctx.Done():
-		}
-
-		f.mu.Lock()
-		f.forced = true
-		n := len(f.live)
-		for s := range f.live {
-			s.abort(errDrained)
-		}
-		f.mu.Unlock()
+	return f.live.shutdown(ctx, errDrained, nil, func(n int) {
 		f.log.Warn("drain deadline reached; closing the sessions still open",
 			slog.String("frontend", f.name), slog.Int("sessions", n))
-		for {
-			f.mu.Lock()
-			if len(f.live) == 0 {
-				f.mu.Unlock()
-				return ctx.Err()
-			}
-			if f.empty == nil {
-				f.empty = make(chan struct{})
-			}
-			empty := f.empty
-			f.mu.Unlock()
-			<-empty
-		}
-	}
-}
-
-// track registers s; it reports false when the frontend was force-closed.
-func (f *TCPFrontend) track(s *tcpSession) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.live[s] = struct{}{}
-	return !f.forced
-}
-
-func (f *TCPFrontend) untrack(s *tcpSession) {
-	f.mu.Lock()
-	delete(f.live, s)
-	if len(f.live) == 0 && f.empty != nil {
-		close(f.empty)
-		f.empty = nil
-	}
-	f.mu.Unlock()
+	})
 }
 
 // Terminations the session raises itself.
@@ -199,8 +132,8 @@ var (
 // is the caller's.
 func (f *TCPFrontend) Serve(in *layers.Initiator) {
 	s := newTCPSession(f, in)
-	defer f.untrack(s)
-	if !f.track(s) {
+	defer f.live.remove(s)
+	if !f.live.add(s) {
 		s.finish(errDrained)
 		return
 	}
