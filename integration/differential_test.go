@@ -39,18 +39,18 @@ func TestDifferentialVectors(t *testing.T) {
 
 	var fwdStrata, fwdHA, fwdNG, refusedByBoth int
 	for _, v := range vs {
-		s, a, n := st[v.name], ha[v.name], ng[v.name]
+		s, a, n := st[v.Name], ha[v.Name], ng[v.Name]
 		fs, fa, fn := len(s.forwarded) > 0, len(a.forwarded) > 0, len(n.forwarded) > 0
 		if fs {
 			fwdStrata++
 			if err := oneCanonicalRequest(s.forwarded); err != nil {
-				t.Errorf("%s: strata forwarded something other than one canonical request: %v\n%q", v.name, err, s.forwarded)
+				t.Errorf("%s: strata forwarded something other than one canonical request: %v\n%q", v.Name, err, s.forwarded)
 			}
 		} else if s.status < 400 {
-			t.Errorf("%s: strata refused it without an error status (got %d)", v.name, s.status)
+			t.Errorf("%s: strata refused it without an error status (got %d)", v.Name, s.status)
 		}
-		if v.accept != fs {
-			t.Errorf("%s: the codec says accept=%v, strata forwarded=%v (status %d)", v.name, v.accept, fs, s.status)
+		if v.Accept != fs {
+			t.Errorf("%s: the codec says accept=%v, strata forwarded=%v (status %d)", v.Name, v.Accept, fs, s.status)
 		}
 		if fa {
 			fwdHA++
@@ -61,7 +61,7 @@ func TestDifferentialVectors(t *testing.T) {
 		if !fa && !fn {
 			refusedByBoth++
 			if fs {
-				t.Errorf("%s: strata forwarded a vector both haproxy and nginx refuse:\n%q\nforwarded as %q", v.name, v.in, s.forwarded)
+				t.Errorf("%s: strata forwarded a vector both haproxy and nginx refuse:\n%q\nforwarded as %q", v.Name, v.In, s.forwarded)
 			}
 		}
 	}

@@ -1,9 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/strata-proxy/strata/layers/h1/h1test"
 	"net"
 	"os"
 	"strconv"
@@ -13,67 +13,20 @@ import (
 	"time"
 )
 
-// vector is one block of layers/h1/testdata/vectors.txt: an HTTP/1 input and
-// what strict parsing makes of it.
-type vector struct {
-	name     string
-	response bool
-	in       []byte
-	accept   bool
-	status   int
-}
-
-// readVectors parses the codec's vector file (format at its top). It is a
-// copy of layers/h1's reader: tests of different packages cannot share it.
-func readVectors(t *testing.T) []vector {
-	t.Helper()
-	const path = "../layers/h1/testdata/vectors.txt"
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var vs []vector
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		s := sc.Text()
-		switch {
-		case s == "" || strings.HasPrefix(s, "#"):
-		case strings.HasPrefix(s, "=== "):
-			vs = append(vs, vector{name: strings.TrimPrefix(s, "=== ")})
-		case len(vs) == 0:
-			t.Fatalf("%s:%d: %q before the first ===", path, line, s)
-		case strings.HasPrefix(s, "kind: "):
-			vs[len(vs)-1].response = strings.TrimPrefix(s, "kind: ") == "response"
-		case strings.HasPrefix(s, "method: "):
-		case strings.HasPrefix(s, "in: "):
-			u, err := strconv.Unquote(strings.TrimPrefix(s, "in: "))
-			if err != nil {
-				t.Fatalf("%s:%d: %v", path, line, err)
-			}
-			vs[len(vs)-1].in = append(vs[len(vs)-1].in, u...)
-		case s == "want: accept":
-			vs[len(vs)-1].accept = true
-		case strings.HasPrefix(s, "want: reject "):
-			st, err := strconv.Atoi(strings.TrimPrefix(s, "want: reject "))
-			if err != nil {
-				t.Fatalf("%s:%d: %v", path, line, err)
-			}
-			vs[len(vs)-1].status = st
-		default:
-			t.Fatalf("%s:%d: unknown line %q", path, line, s)
-		}
-	}
-	return vs
-}
+// vector is one of the shared HTTP/1 vectors (layers/h1/h1test).
+type vector = h1test.Vector
 
 // requestVectors are the vectors that are requests (the others test
 // response parsing).
 func requestVectors(t *testing.T) []vector {
+	t.Helper()
+	vs, err := h1test.Vectors()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []vector
-	for _, v := range readVectors(t) {
-		if !v.response {
+	for _, v := range vs {
+		if !v.Response {
 			out = append(out, v)
 		}
 	}
@@ -167,10 +120,10 @@ func sendVector(t *testing.T, addr string, rec *recorder, v vector) outcome {
 	rec.take()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
-		t.Errorf("%s: %v", v.name, err)
+		t.Errorf("%s: %v", v.Name, err)
 		return outcome{}
 	}
-	c.Write(v.in)
+	c.Write(v.In)
 	var resp []byte
 	buf := make([]byte, 4096)
 	for !complete(resp) {
@@ -226,7 +179,7 @@ func runVectors(t *testing.T, start func(t *testing.T, backend string) string, v
 			for j := i; j < len(vs); j += shards {
 				o := sendVector(t, addr, rec, vs[j])
 				mu.Lock()
-				out[vs[j].name] = o
+				out[vs[j].Name] = o
 				mu.Unlock()
 			}
 		}()

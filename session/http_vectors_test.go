@@ -1,16 +1,13 @@
 package session
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
+	"github.com/strata-proxy/strata/layers/h1/h1test"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +16,7 @@ import (
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
-// vector is one block of layers/h1/testdata/vectors.txt.
+// vector is one block of the shared vectors (layers/h1/h1test).
 type vector struct {
 	name     string
 	response bool
@@ -29,55 +26,18 @@ type vector struct {
 	status   int // for a rejection
 }
 
-// readVectors parses the vectors file; copied from layers/h1's
-// vectors_test.go (its format is described at the top of the file).
-func readVectors(path string) ([]vector, error) {
-	f, err := os.Open(path)
+// readVectors returns the shared vectors of layers/h1/h1test in this
+// file's form.
+func readVectors() ([]vector, error) {
+	hs, err := h1test.Vectors()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var vs []vector
-	var cur *vector
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := sc.Text()
-		errf := func(format string, args ...any) error {
-			return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
-		}
-		switch {
-		case s == "" || strings.HasPrefix(s, "#"):
-		case strings.HasPrefix(s, "=== "):
-			vs = append(vs, vector{name: strings.TrimPrefix(s, "=== "), method: "GET"})
-			cur = &vs[len(vs)-1]
-		case cur == nil:
-			return nil, errf("%q before the first ===", s)
-		case strings.HasPrefix(s, "kind: "):
-			cur.response = strings.TrimPrefix(s, "kind: ") == "response"
-		case strings.HasPrefix(s, "method: "):
-			cur.method = strings.TrimPrefix(s, "method: ")
-		case strings.HasPrefix(s, "in: "):
-			u, err := strconv.Unquote(strings.TrimPrefix(s, "in: "))
-			if err != nil {
-				return nil, errf("%v", err)
-			}
-			cur.in = append(cur.in, u...)
-		case s == "want: accept":
-			cur.accept = true
-		case strings.HasPrefix(s, "want: reject "):
-			st, err := strconv.Atoi(strings.TrimPrefix(s, "want: reject "))
-			if err != nil {
-				return nil, errf("%v", err)
-			}
-			cur.status = st
-		default:
-			return nil, errf("unknown line %q", s)
-		}
+	vs := make([]vector, len(hs))
+	for i, h := range hs {
+		vs[i] = vector{name: h.Name, response: h.Response, method: h.Method, in: h.In, accept: h.Accept, status: h.Status}
 	}
-	return vs, sc.Err()
+	return vs, nil
 }
 
 // message is one parsed request: head, body, trailers and its length.
@@ -209,7 +169,7 @@ func countFramingFields(head []byte) int {
 // by the backend: refused ones become 502, accepted ones are forwarded.
 func TestHTTPVectors(t *testing.T) {
 	checkGoroutines(t)
-	vs, err := readVectors("../layers/h1/testdata/vectors.txt")
+	vs, err := readVectors()
 	if err != nil {
 		t.Fatal(err)
 	}

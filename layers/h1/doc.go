@@ -24,7 +24,7 @@
 // is not chunked 400, and Transfer-Encoding in an HTTP/1.0 message 400);
 // a framing field name spelt with '_' is 400; an absolute-form target's
 // authority replaces the Host field; ',' is refused in a Host. The vectors
-// in testdata/vectors.txt pin each rule down.
+// in h1test/vectors.txt pin each rule down.
 //
 // Writing is canonical: AppendRequestHead and AppendResponseHead emit
 // exactly one framing field derived from Head.Body (never a framing field

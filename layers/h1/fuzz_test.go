@@ -11,9 +11,9 @@ import (
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
-// addVectorSeeds adds the inputs of testdata/vectors.txt of one kind.
+// addVectorSeeds adds the inputs of the shared vectors (h1test) of one kind.
 func addVectorSeeds(f *testing.F, response bool) {
-	vs, err := readVectors("testdata/vectors.txt")
+	vs, err := readVectors()
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,15 +1,11 @@
 package h1
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"github.com/strata-proxy/strata/layers/h1/h1test"
 	"testing"
 )
 
-// vector is one block of testdata/vectors.txt.
+// vector is one block of the shared vectors (h1test/vectors.txt).
 type vector struct {
 	name     string
 	response bool
@@ -19,60 +15,23 @@ type vector struct {
 	status   int // for a rejection
 }
 
-// readVectors parses testdata/vectors.txt (its format is described at the
-// top of the file). The end-to-end tests copy this function.
-func readVectors(path string) ([]vector, error) {
-	f, err := os.Open(path)
+// readVectors returns the shared vectors of layers/h1/h1test in this
+// file's form.
+func readVectors() ([]vector, error) {
+	hs, err := h1test.Vectors()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var vs []vector
-	var cur *vector
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := sc.Text()
-		errf := func(format string, args ...any) error {
-			return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
-		}
-		switch {
-		case s == "" || strings.HasPrefix(s, "#"):
-		case strings.HasPrefix(s, "=== "):
-			vs = append(vs, vector{name: strings.TrimPrefix(s, "=== "), method: "GET"})
-			cur = &vs[len(vs)-1]
-		case cur == nil:
-			return nil, errf("%q before the first ===", s)
-		case strings.HasPrefix(s, "kind: "):
-			cur.response = strings.TrimPrefix(s, "kind: ") == "response"
-		case strings.HasPrefix(s, "method: "):
-			cur.method = strings.TrimPrefix(s, "method: ")
-		case strings.HasPrefix(s, "in: "):
-			u, err := strconv.Unquote(strings.TrimPrefix(s, "in: "))
-			if err != nil {
-				return nil, errf("%v", err)
-			}
-			cur.in = append(cur.in, u...)
-		case s == "want: accept":
-			cur.accept = true
-		case strings.HasPrefix(s, "want: reject "):
-			st, err := strconv.Atoi(strings.TrimPrefix(s, "want: reject "))
-			if err != nil {
-				return nil, errf("%v", err)
-			}
-			cur.status = st
-		default:
-			return nil, errf("unknown line %q", s)
-		}
+	vs := make([]vector, len(hs))
+	for i, h := range hs {
+		vs[i] = vector{name: h.Name, response: h.Response, method: h.Method, in: h.In, accept: h.Accept, status: h.Status}
 	}
-	return vs, sc.Err()
+	return vs, nil
 }
 
 func loadVectors(t testing.TB) []vector {
 	t.Helper()
-	vs, err := readVectors("testdata/vectors.txt")
+	vs, err := readVectors()
 	if err != nil {
 		t.Fatal(err)
 	}
