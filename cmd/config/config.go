@@ -186,6 +186,9 @@ type ListenAddr struct {
 	// host name.
 	Host string
 	Port int
+	// QUIC also opens a UDP listener on the same address for HTTP/3
+	// (`quic: true` on the bind entry; mode http with tls only).
+	QUIC bool
 	// Pos is the position of the bind entry that produced this address.
 	Pos Pos
 }
@@ -208,6 +211,9 @@ type FrontendTLS struct {
 	ALPN         []string
 	// ClientAuth is nil when client certificates are not requested.
 	ClientAuth *ClientAuth
+	// ZeroRTT accepts TLS 1.3 early data on the frontend's QUIC listeners
+	// for safe methods (the backend sees "Early-Data: 1"); off by default.
+	ZeroRTT bool
 }
 
 // Certificate is a certificate chain and its private key, as PEM file paths
