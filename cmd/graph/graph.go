@@ -13,6 +13,7 @@ import (
 	"github.com/strata-proxy/strata/certs"
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3"
 	"github.com/strata-proxy/strata/session"
 	"github.com/strata-proxy/strata/tlsstage"
 )
@@ -29,9 +30,14 @@ type Graph struct {
 	// frontends maps a listen address (ListenAddr.String()) to the
 	// frontend that serves it.
 	frontends map[string]frontend
+	// quic maps a listen address with `quic: true` to what its UDP
+	// listener serves.
+	quic      map[string]h3.Handler
 	all       []frontend
 	backends  map[string]*session.Backend
 	stores    []*certs.Store
+	// tls holds each TLS frontend's server configuration while Build runs.
+	tls map[string]*tls.Config
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,6 +61,8 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 	g := &Graph{
 		Config:    cfg,
 		frontends: make(map[string]frontend),
+		quic:      make(map[string]h3.Handler),
+		tls:       make(map[string]*tls.Config),
 		backends:  make(map[string]*session.Backend),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -75,6 +83,9 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 		for _, a := range f.Bind {
 			g.frontends[a.String()] = fe
 		}
+		if err := g.buildQUIC(f, fe); err != nil {
+			return nil, fmt.Errorf("%s:%s: frontend %s: %w", cfg.File, f.Pos, f.Name, err)
+		}
 	}
 	return g, nil
 }
@@ -88,11 +99,12 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	case f.Passthrough:
 		stages = append(stages, &tlsstage.Peek{})
 	case f.TLS != nil:
-		st, err := g.serverStage(f.TLS, logger)
+		cfg, err := g.serverTLS(f.TLS, logger)
 		if err != nil {
 			return nil, err
 		}
-		stages = append(stages, st)
+		g.tls[f.Name] = cfg
+		stages = append(stages, tlsstage.NewServer(cfg))
 	}
 	var l4 *layers.L4Rules
 	if len(f.L4.Allow) > 0 || len(f.L4.Deny) > 0 || f.L4.Rate != nil || f.L4.MaxPerSource > 0 {
@@ -134,9 +146,10 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	}), nil
 }
 
-// serverStage is the TLS decode stage of a frontend: static certificates
-// chosen by SNI, reloaded when their files change.
-func (g *Graph) serverStage(t *config.FrontendTLS, logger *slog.Logger) (layers.Stage, error) {
+// serverTLS is the TLS configuration of a frontend's TLS decode stage and
+// of its QUIC listeners: static certificates chosen by SNI, reloaded when
+// their files change.
+func (g *Graph) serverTLS(t *config.FrontendTLS, logger *slog.Logger) (*tls.Config, error) {
 	pairs := make([]certs.Pair, len(t.Certificates))
 	for i, c := range t.Certificates {
 		pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
@@ -160,7 +173,7 @@ func (g *Graph) serverStage(t *config.FrontendTLS, logger *slog.Logger) (layers.
 		o.RequireClientCert = ca.Mode == tls.RequireAndVerifyClientCert
 		o.VerifyIfGiven = ca.Mode == tls.VerifyClientCertIfGiven
 	}
-	return tlsstage.NewServer(tlsstage.ServerConfig(o)), nil
+	return tlsstage.ServerConfig(o), nil
 }
 
 func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, error) {
@@ -230,6 +243,13 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 		o.Passive = &session.PassiveOptions{Failures: p.Failures, Eject: p.Eject}
 	}
 	return session.NewBackend(o)
+}
+
+// QUICHandler returns what the UDP listener on the listen address addr
+// serves, and false when addr has no `quic: true`.
+func (g *Graph) QUICHandler(addr string) (h3.Handler, bool) {
+	h, ok := g.quic[addr]
+	return h, ok
 }
 
 // Handler returns the frontend serving the listen address addr, or nil.

@@ -1,0 +1,43 @@
+package graph
+
+import (
+	"errors"
+
+	"github.com/strata-proxy/strata/cmd/config"
+	"github.com/strata-proxy/strata/layers/h3"
+)
+
+// buildQUIC records what the UDP listeners of f's `quic: true` binds
+// serve: fe's streams, over f's TLS configuration.
+func (g *Graph) buildQUIC(f *config.Frontend, fe frontend) error {
+	var ports []int
+	for _, a := range f.Bind {
+		if a.QUIC {
+			ports = append(ports, a.Port)
+		}
+	}
+	if len(ports) == 0 {
+		return nil
+	}
+	sf, ok := fe.(h3.Frontend)
+	if !ok {
+		return errors.New("quic: this frontend cannot serve HTTP/3 streams (mode http with tls only)")
+	}
+	tc := g.tls[f.Name]
+	if tc == nil {
+		return errors.New("quic: needs tls")
+	}
+	h := h3.Handler{
+		Frontend:         sf,
+		TLS:              tc,
+		ZeroRTT:          f.TLS.ZeroRTT,
+		HandshakeTimeout: f.Timeouts.Handshake,
+		IdleTimeout:      f.Timeouts.KeepAlive,
+	}
+	for _, a := range f.Bind {
+		if a.QUIC {
+			g.quic[a.String()] = h
+		}
+	}
+	return nil
+}
