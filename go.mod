@@ -7,3 +7,8 @@ require (
 	go.yaml.in/yaml/v4 v4.0.0
 	golang.org/x/crypto v0.59.0
 )
+
+require (
+	golang.org/x/net v0.62.0
+	golang.org/x/text v0.44.0 // indirect
+)

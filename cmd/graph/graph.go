@@ -88,7 +88,7 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	case f.Passthrough:
 		stages = append(stages, &tlsstage.Peek{})
 	case f.TLS != nil:
-		st, err := g.serverStage(f.TLS, logger)
+		st, err := g.serverStage(f.TLS, frontendALPN(f), logger)
 		if err != nil {
 			return nil, err
 		}
@@ -134,9 +134,24 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	}), nil
 }
 
+// frontendALPN is what a TLS frontend offers by ALPN: what the user wrote,
+// else for mode http the protocols its mux stages serve, HTTP/2 first (as
+// Caddy and HAProxy offer them).
+func frontendALPN(f *config.Frontend) []string {
+	switch {
+	case len(f.TLS.ALPN) > 0:
+		return f.TLS.ALPN
+	case f.Mode != config.ModeHTTP:
+		return nil
+	case f.HTTP2:
+		return []string{"h2", "http/1.1"}
+	}
+	return []string{"http/1.1"}
+}
+
 // serverStage is the TLS decode stage of a frontend: static certificates
 // chosen by SNI, reloaded when their files change.
-func (g *Graph) serverStage(t *config.FrontendTLS, logger *slog.Logger) (layers.Stage, error) {
+func (g *Graph) serverStage(t *config.FrontendTLS, alpn []string, logger *slog.Logger) (layers.Stage, error) {
 	pairs := make([]certs.Pair, len(t.Certificates))
 	for i, c := range t.Certificates {
 		pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
@@ -149,7 +164,7 @@ func (g *Graph) serverStage(t *config.FrontendTLS, logger *slog.Logger) (layers.
 	o := tlsstage.ServerOptions{
 		GetCertificate: store.GetCertificate,
 		MinVersion:     t.MinVersion,
-		ALPN:           t.ALPN,
+		ALPN:           alpn,
 	}
 	if ca := t.ClientAuth; ca != nil {
 		pool, err := certs.LoadPool(ca.CA)
