@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/certs"
+	"golang.org/x/net/http2"
 )
 
 // httpBackend is a net/http server, plain or TLS with a certificate from
@@ -56,19 +58,25 @@ func startHTTPBackend(t *testing.T, p *pki, useTLS bool) *httpBackend {
 	return b
 }
 
-// TestHTTPModes runs one test body through every pairing of a plain or
-// TLS front with a plain or TLS backend.
+// TestHTTPModes runs one test body through every pairing of a front (HTTP/1
+// plain or over TLS, HTTP/2 over TLS by ALPN, cleartext HTTP/2 with prior
+// knowledge) with a plain or TLS backend.
 func TestHTTPModes(t *testing.T) {
 	p := newPKI(t)
-	for _, front := range []string{"http", "https"} {
+	for _, front := range []string{"http", "https", "h2", "h2c"} {
 		for _, back := range []string{"http", "https"} {
 			t.Run(front+"-to-"+back, func(t *testing.T) {
 				b := startHTTPBackend(t, p, back == "https")
 				addr := freeAddr(t)
 				var tlsFront, tlsBack string
-				if front == "https" {
+				scheme := "http"
+				switch front {
+				case "https", "h2":
 					cert, key := p.issue(t, "front", certs.IssueOptions{}, "localhost")
 					tlsFront = fmt.Sprintf("    tls: { certificates: [ { cert: %q, key: %q } ] }\n", cert, key)
+					scheme = "https"
+				case "h2c":
+					tlsFront = "    h2c: true\n"
 				}
 				if back == "https" {
 					tlsBack = fmt.Sprintf("    tls: { sni: backend.test, ca: %q }\n", p.rootFile())
@@ -87,9 +95,17 @@ backends:
 				client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 					TLSClientConfig:     &tls.Config{RootCAs: p.pool(), ServerName: "localhost"},
 					MaxIdleConnsPerHost: 4,
+					ForceAttemptHTTP2:   front == "h2",
 				}}
+				if front == "h2c" {
+					client.Transport = &http2.Transport{AllowHTTP: true, DialTLSContext: dialPlain}
+				}
 				t.Cleanup(client.CloseIdleConnections)
-				url := front + "://" + addr + "/echo"
+				wantMajor := 1
+				if front == "h2" || front == "h2c" {
+					wantMajor = 2
+				}
+				url := scheme + "://" + addr + "/echo"
 				for i, size := range []int64{0, 13, 64 << 10, 1 << 20, 3<<20 + 7} {
 					body := io.Reader(newStream(byte(i), size))
 					resp, err := client.Post(url, "application/octet-stream", body)
@@ -102,6 +118,9 @@ backends:
 					if err != nil || resp.StatusCode != 200 {
 						t.Fatalf("POST %d bytes: status %d, read %v", size, resp.StatusCode, err)
 					}
+					if resp.ProtoMajor != wantMajor {
+						t.Fatalf("POST %d bytes: answered over %s, want HTTP/%d", size, resp.Proto, wantMajor)
+					}
 					if want := fmt.Sprintf("%x", digest(byte(i), size)); resp.Header.Get("X-Body-Sha256") != want {
 						t.Fatalf("POST %d bytes: the backend received a different body", size)
 					}
@@ -111,8 +130,8 @@ backends:
 					if got := resp.Header.Get("X-Seen-XFF"); got != "127.0.0.1" {
 						t.Errorf("backend saw X-Forwarded-For %q", got)
 					}
-					if got := resp.Header.Get("X-Seen-Proto"); got != front {
-						t.Errorf("backend saw X-Forwarded-Proto %q, want %s", got, front)
+					if got := resp.Header.Get("X-Seen-Proto"); got != scheme {
+						t.Errorf("backend saw X-Forwarded-Proto %q, want %s", got, scheme)
 					}
 					if resp.Header.Get("X-Seen-Request-Id") == "" || resp.Header.Get("X-Served-By") != "strata" {
 						t.Errorf("request id %q, X-Served-By %q", resp.Header.Get("X-Seen-Request-Id"), resp.Header.Get("X-Served-By"))
@@ -123,6 +142,8 @@ backends:
 				})
 				// A POST never rides a reused connection (it could not be
 				// replayed if that one turned out dead); GETs reuse them.
+				// Let the connections of earlier requests settle in the pool.
+				time.Sleep(50 * time.Millisecond)
 				before := b.conns.Load()
 				for i := 0; i < 20; i++ {
 					resp, err := client.Get(url)
@@ -145,3 +166,9 @@ backends:
 }
 
 func sliceOf(d [32]byte) []byte { return d[:] }
+
+// dialPlain dials without TLS, for an HTTP/2 client speaking h2c.
+func dialPlain(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}

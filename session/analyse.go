@@ -77,4 +77,5 @@ var responseAnalysers = [...]analyser{
 	{"response-hop-by-hop", analyseResponseHopByHop}, // analyse_hopbyhop.go
 	{"response-headers", analyseResponseHeaders},     // analyse_headers.go
 	{"persistence-cookie", analyseResponseCookie},    // http_balance.go: after the header rules, which cannot remove it
+	{"alt-svc", analyseAltSvc},                       // http_mux.go: announce HTTP/3
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -77,6 +78,15 @@ type HTTPFrontendOptions struct {
 	Forwarded       ForwardedOptions
 	RequestID       RequestIDOptions
 	ResponseHeaders []HeaderRule
+	// HTTP2 serves HTTP/2 to clients that negotiate "h2" by ALPN (list it
+	// in the TLS stage's ALPN protocols); H2C also serves cleartext
+	// HTTP/2 to clients that open with its preface (prior knowledge).
+	HTTP2, H2C bool
+	// H2 are the HTTP/2 limits.
+	H2 h2.Options
+	// AltSvc, when set, is added as an Alt-Svc field to responses on this
+	// frontend's TCP connections (to announce HTTP/3 on its UDP listeners).
+	AltSvc string
 	// ErrorPages replaces the body of the error responses strata writes
 	// itself, by status (served as text/html).
 	ErrorPages map[int]string
@@ -98,6 +108,8 @@ type HTTPFrontend struct {
 	reqIDName   string
 	reqIDNameB  []byte
 	errorPages  map[int][]byte
+	h2          *h2.Server // nil when HTTP/2 is off
+	altSvc      []byte
 
 	// live holds the client connections being served, for Live and
 	// Shutdown; once it is draining, kept-alive connections take no new
@@ -139,6 +151,19 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 	if f.buffers == nil {
 		f.buffers = layers.NewBufferPool(0)
 	}
+	if o.HTTP2 || o.H2C {
+		h2o := o.H2
+		if h2o.IdleTimeout == 0 {
+			h2o.IdleTimeout = o.Timeouts.KeepAlive
+		}
+		if h2o.Logger == nil {
+			h2o.Logger = o.Logger
+		}
+		f.h2 = h2.NewServer(h2o)
+	}
+	if o.AltSvc != "" {
+		f.altSvc = []byte(o.AltSvc)
+	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -160,6 +185,9 @@ func (f *HTTPFrontend) Live() int { return f.live.len() }
 // ("proxy close: drain timeout"), waits for them and returns ctx's error.
 // Stop the listeners first.
 func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
+	if f.h2 != nil {
+		f.h2.Shutdown()
+	}
 	return f.live.shutdown(ctx, errDrained, (*httpConn).wakeIdle, func(n int) {
 		f.log.Warn("drain deadline reached; closing the HTTP connections still open",
 			slog.String("frontend", f.o.Name), slog.Int("connections", n))
@@ -194,6 +222,7 @@ type httpConn struct {
 	srv     net.Conn // the server connection in use, if any
 	idle    bool     // waiting for a request with none started
 	linger  bool     // an error response closes the connection (owner only)
+	stream  bool     // serves one stream of a multiplexed connection (ServeStream)
 	aborted bool
 	cause   error
 }
@@ -206,17 +235,7 @@ func (c *httpConn) serve() {
 		c.s.log()
 		return
 	}
-	c.mux = c.f.newMux(c.in, conn)
-	defer c.mux.Close()
-	for {
-		c.s.reset()
-		if !c.s.serve() {
-			break
-		}
-	}
-	if c.linger && c.abortCause() == nil {
-		lingerClose(conn)
-	}
+	c.serveMux(conn)
 }
 
 // Lingering close: after an error response that closes the connection,
@@ -296,6 +315,9 @@ func (c *httpConn) setSrv(conn net.Conn) {
 // setIdle records whether the connection waits between requests; a
 // draining frontend closes it then.
 func (c *httpConn) setIdle(idle bool) bool {
+	if c.stream {
+		return true // the connection's mux stage handles the drain (GOAWAY)
+	}
 	c.mu.Lock()
 	c.idle = idle
 	c.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h1"
 	"github.com/strata-proxy/strata/layers/msg"
 )
@@ -84,31 +83,6 @@ type upstream interface {
 	Tunnel() net.Conn
 	Conn() net.Conn
 	Close() error
-}
-
-// h1Mux adapts the HTTP/1 stage to httpMux.
-type h1Mux struct{ *h1.ServerConn }
-
-func (m h1Mux) Next() (HTTPStream, error) {
-	r, err := m.ServerConn.Next()
-	if r == nil {
-		return nil, err
-	}
-	return r, err
-}
-
-// newMux is the one table from what the client negotiated to the front mux
-// stage. Only HTTP/1 exists so far; HTTP/2 will be chosen here by ALPN
-// ("h2").
-func (f *HTTPFrontend) newMux(in *layers.Initiator, conn net.Conn) httpMux {
-	return h1Mux{h1.NewServerConn(conn, h1.ServerOptions{
-		Buffers:   f.buffers,
-		Limits:    f.o.Limits,
-		Request:   f.o.Timeouts.HTTPRequest,
-		KeepAlive: f.o.Timeouts.KeepAlive,
-		Client:    f.o.Timeouts.Client,
-		Start:     in.Accepted,
-	})}
 }
 
 // newUpstream is the outbound stage for a new server connection.

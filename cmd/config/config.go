@@ -126,6 +126,9 @@ type HTTPLimits struct {
 	// MaxBodyBytes bounds the request body (a Content-Length or the sum of
 	// the chunks): 413. 0 means unlimited.
 	MaxBodyBytes int64
+	// MaxConcurrentStreams bounds the HTTP/2 streams a client may have
+	// open on one connection. 0 means 100.
+	MaxConcurrentStreams int
 }
 
 // Mode is what a frontend speaks after TLS: raw TCP or HTTP.
@@ -160,6 +163,11 @@ type Frontend struct {
 
 	// The fields below are for mode http only; they hold their zero values
 	// in mode tcp.
+
+	// HTTP2 serves HTTP/2 to TLS clients that negotiate it by ALPN (on by
+	// default in mode http); H2C serves cleartext HTTP/2 with prior
+	// knowledge (off by default).
+	HTTP2, H2C bool
 
 	// HTTPRules are the L7 allow/deny rules, tried in order on each request
 	// before routing; the first rule that matches decides, and a request no

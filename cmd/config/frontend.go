@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors"}
+	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors", "http2", "h2c"}
 	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth", "zero_rtt"}
 	bindKeys        = []string{"address", "quic"}
 	certificateKeys = []string{"cert", "key"}
@@ -106,6 +106,17 @@ func (p *parser) frontendHTTP(f fields, fe *Frontend, cfg *Config) {
 	if fe.Mode == ModeHTTP {
 		fe.Forwarded = Forwarded{XForwarded: true}
 		fe.RequestID = RequestID{Header: defaultRequestIDHeader, Generate: true}
+	}
+	if fe.Mode == ModeHTTP {
+		fe.HTTP2 = true
+	}
+	if v, ok := f["http2"]; ok {
+		p.needHTTP(v.key, fe, "http2")
+		fe.HTTP2, _ = p.boolean(v.val, "http2")
+	}
+	if v, ok := f["h2c"]; ok {
+		p.needHTTP(v.key, fe, "h2c")
+		fe.H2C, _ = p.boolean(v.val, "h2c")
 	}
 	if v, ok := f["http_limits"]; ok {
 		p.needHTTP(v.key, fe, "http_limits")

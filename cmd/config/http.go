@@ -12,7 +12,7 @@ import (
 
 // The sections of a mode http frontend.
 var (
-	httpLimitsKeys  = []string{"max_header_bytes", "max_header_count", "max_uri_bytes", "max_body_bytes"}
+	httpLimitsKeys  = []string{"max_header_bytes", "max_header_count", "max_uri_bytes", "max_body_bytes", "max_concurrent_streams"}
 	httpRuleKeys    = []string{"action", "src", "method", "host", "path_prefix", "header", "status"}
 	headerMatchKeys = []string{"name", "value"}
 	headersKeys     = []string{"request", "response"}
@@ -89,6 +89,11 @@ func (p *parser) httpLimits(n *yaml.Node, base HTTPLimits, g *Global) HTTPLimits
 	if v, ok := f["max_uri_bytes"]; ok {
 		if s, ok := p.size(v.val, "http_limits.max_uri_bytes", minURIBytes, 1<<20); ok {
 			l.MaxURIBytes = int(s)
+		}
+	}
+	if v, ok := f["max_concurrent_streams"]; ok {
+		if i, ok := p.integer(v.val, "http_limits.max_concurrent_streams", 1, 1<<16); ok {
+			l.MaxConcurrentStreams = i
 		}
 	}
 	if v, ok := f["max_body_bytes"]; ok {

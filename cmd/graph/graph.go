@@ -99,7 +99,7 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	case f.Passthrough:
 		stages = append(stages, &tlsstage.Peek{})
 	case f.TLS != nil:
-		cfg, err := g.serverTLS(f.TLS, logger)
+		cfg, err := g.serverTLS(f.TLS, frontendALPN(f), logger)
 		if err != nil {
 			return nil, err
 		}
@@ -146,10 +146,25 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	}), nil
 }
 
+// frontendALPN is what a TLS frontend offers by ALPN: what the user wrote,
+// else for mode http the protocols its mux stages serve, HTTP/2 first (as
+// Caddy and HAProxy offer them).
+func frontendALPN(f *config.Frontend) []string {
+	switch {
+	case len(f.TLS.ALPN) > 0:
+		return f.TLS.ALPN
+	case f.Mode != config.ModeHTTP:
+		return nil
+	case f.HTTP2:
+		return []string{"h2", "http/1.1"}
+	}
+	return []string{"http/1.1"}
+}
+
 // serverTLS is the TLS configuration of a frontend's TLS decode stage and
 // of its QUIC listeners: static certificates chosen by SNI, reloaded when
 // their files change.
-func (g *Graph) serverTLS(t *config.FrontendTLS, logger *slog.Logger) (*tls.Config, error) {
+func (g *Graph) serverTLS(t *config.FrontendTLS, alpn []string, logger *slog.Logger) (*tls.Config, error) {
 	pairs := make([]certs.Pair, len(t.Certificates))
 	for i, c := range t.Certificates {
 		pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
@@ -162,7 +177,7 @@ func (g *Graph) serverTLS(t *config.FrontendTLS, logger *slog.Logger) (*tls.Conf
 	o := tlsstage.ServerOptions{
 		GetCertificate: store.GetCertificate,
 		MinVersion:     t.MinVersion,
-		ALPN:           t.ALPN,
+		ALPN:           alpn,
 	}
 	if ca := t.ClientAuth; ca != nil {
 		pool, err := certs.LoadPool(ca.CA)

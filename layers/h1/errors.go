@@ -93,6 +93,9 @@ var DefaultLimits = Limits{
 	MaxBody:      0,
 }
 
+// WithDefaults is l with each zero field set to its default.
+func (l Limits) WithDefaults() Limits { return l.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxHeadBytes <= 0 {
 		l.MaxHeadBytes = DefaultLimits.MaxHeadBytes

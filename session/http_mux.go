@@ -1,0 +1,175 @@
+package session
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/h2"
+	"github.com/strata-proxy/strata/layers/hstream"
+	"github.com/strata-proxy/strata/layers/msg"
+)
+
+// The front mux stage of a connection is chosen in one place, by what the
+// client negotiated (the ALPN → stage table of DESIGN.md §1):
+//
+//	"h2" by ALPN, or the HTTP/2 preface on a cleartext frontend with h2c on  → HTTP/2 (layers/h2)
+//	"http/1.1", or no ALPN                                                    → HTTP/1 (layers/h1)
+//
+// HTTP/3 arrives on UDP listeners (layers/h3) and enters through
+// ServeStream directly.
+const alpnH2 = "h2"
+
+// serveMux runs the mux stage for conn, once the front stages are done.
+func (c *httpConn) serveMux(conn net.Conn) {
+	f := c.f
+	if f.h2 != nil {
+		switch {
+		case c.in.Handshake != nil && c.in.Handshake.ALPN == alpnH2:
+			c.serveH2(conn, false)
+			return
+		case f.o.H2C && c.in.Handshake == nil:
+			if d := f.o.Timeouts.HTTPRequest; d > 0 {
+				conn.SetReadDeadline(time.Now().Add(d))
+			}
+			next, isH2, err := h2.SniffPreface(conn)
+			if err != nil {
+				return // closed or silent before a byte of a request: nothing to log
+			}
+			conn.SetReadDeadline(time.Time{})
+			if isH2 {
+				c.serveH2(conn, true)
+				return
+			}
+			conn = next
+		}
+	}
+	c.serveH1(conn)
+}
+
+// serveH1 runs one session per request, in order, until the connection
+// ends.
+func (c *httpConn) serveH1(conn net.Conn) {
+	c.mux = c.f.newMux(c.in, conn)
+	defer c.mux.Close()
+	for {
+		c.s.reset()
+		if !c.s.serve() {
+			break
+		}
+	}
+	if c.linger && c.abortCause() == nil {
+		lingerClose(conn)
+	}
+}
+
+// serveH2 serves an HTTP/2 connection: each stream becomes a session of its
+// own (ServeStream). The frontend's Shutdown reaches it with GOAWAY.
+func (c *httpConn) serveH2(conn net.Conn, sawPreface bool) {
+	in := c.in
+	c.f.h2.ServeConn(context.Background(), conn, sawPreface, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.f.ServeStream(in, w, r)
+	}))
+}
+
+// ServeStream serves one request stream of a multiplexed connection (HTTP/2,
+// HTTP/3) as a session of its own: the same analysers, balancing,
+// forwarding and access-log line as an HTTP/1 request. It blocks until the
+// exchange is over and is safe for concurrent use. in is the connection's
+// initiator; w and r are the stream as net/http-style servers (x/net/http2,
+// quic-go's http3) hand it over. A stream whose response could not be
+// completed is reset (it panics with http.ErrAbortHandler, which those
+// servers turn into a stream reset), so that a cut-off response never looks
+// whole to the client.
+func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, r *http.Request) {
+	lim := f.o.Limits.WithDefaults()
+	st := hstream.New(w, r, hstream.Options{
+		Buffers:   f.buffers,
+		MaxFields: lim.MaxFields,
+		MaxURI:    lim.MaxURI,
+		MaxBody:   lim.MaxBody,
+		Client:    f.o.Timeouts.Client,
+	})
+	c := &httpConn{f: f, in: in, stream: true}
+	c.s.c = c
+	c.mux = &streamMux{st: st}
+	c.s.reset()
+	c.s.serve()
+	st.Close()
+	if !st.Ended() {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// streamMux is the mux of a session serving one stream of a multiplexed
+// connection: it yields that stream (or its refusal) once.
+type streamMux struct {
+	st   *hstream.Stream
+	done bool
+}
+
+func (m *streamMux) Next() (HTTPStream, error) {
+	if m.done {
+		return nil, errStreamDone
+	}
+	m.done = true
+	if err := m.st.Err(); err != nil {
+		return nil, err
+	}
+	return m.st, nil
+}
+
+func (m *streamMux) HeadTimes() (start, done time.Time) {
+	t := m.st.Start()
+	return t, t
+}
+
+func (m *streamMux) WriteError(h *msg.Head, body []byte) error {
+	return m.st.WriteHead(h, body, true)
+}
+
+func (m *streamMux) Finish() bool { return false }
+
+func (m *streamMux) Close() { m.st.Close() }
+
+// errStreamDone ends the session quietly if it asks for a second request.
+var errStreamDone = io.EOF
+
+// h1Mux adapts the HTTP/1 stage to httpMux.
+type h1Mux struct{ *h1.ServerConn }
+
+func (m h1Mux) Next() (HTTPStream, error) {
+	r, err := m.ServerConn.Next()
+	if r == nil {
+		return nil, err
+	}
+	return r, err
+}
+
+// newMux is the HTTP/1 mux stage for a connection.
+func (f *HTTPFrontend) newMux(in *layers.Initiator, conn net.Conn) httpMux {
+	return h1Mux{h1.NewServerConn(conn, h1.ServerOptions{
+		Buffers:   f.buffers,
+		Limits:    f.o.Limits,
+		Request:   f.o.Timeouts.HTTPRequest,
+		KeepAlive: f.o.Timeouts.KeepAlive,
+		Client:    f.o.Timeouts.Client,
+		Start:     in.Accepted,
+	})}
+}
+
+var nameAltSvc = []byte("Alt-Svc")
+
+// analyseAltSvc announces the frontend's HTTP/3 listeners on responses that
+// came over TCP (RFC 7838), replacing what the server said: the protocols
+// strata offers are strata's to announce.
+func analyseAltSvc(s *httpSession) result {
+	if v := s.c.f.altSvc; v != nil && s.req != nil && s.req.Major < 3 {
+		s.resp.Set(nameAltSvc, v)
+	}
+	return cont
+}
