@@ -32,10 +32,10 @@ type Graph struct {
 	frontends map[string]frontend
 	// quic maps a listen address with `quic: true` to what its UDP
 	// listener serves.
-	quic      map[string]h3.Handler
-	all       []frontend
-	backends  map[string]*session.Backend
-	stores    []*certs.Store
+	quic     map[string]h3.Handler
+	all      []frontend
+	backends map[string]*session.Backend
+	stores   []*certs.Store
 	// tls holds each TLS frontend's server configuration while Build runs.
 	tls map[string]*tls.Config
 

@@ -29,11 +29,11 @@ type Runtime struct {
 	global    *layers.ConnLimit
 	listeners map[string]*layers.Listener
 	// quic are the UDP listeners of `quic: true` binds, by the same keys.
-	quic      map[string]*h3.Listener
-	current   *Graph
-	draining  sync.WaitGroup
-	serving   sync.WaitGroup
-	closed    bool
+	quic     map[string]*h3.Listener
+	current  *Graph
+	draining sync.WaitGroup
+	serving  sync.WaitGroup
+	closed   bool
 }
 
 // NewRuntime returns a Runtime with no listener. logger receives operational
