@@ -10,13 +10,7 @@ import (
 // buildQUIC records what the UDP listeners of f's `quic: true` binds
 // serve: fe's streams, over f's TLS configuration.
 func (g *Graph) buildQUIC(f *config.Frontend, fe frontend) error {
-	var ports []int
-	for _, a := range f.Bind {
-		if a.QUIC {
-			ports = append(ports, a.Port)
-		}
-	}
-	if len(ports) == 0 {
+	if len(quicPorts(f)) == 0 {
 		return nil
 	}
 	sf, ok := fe.(h3.Frontend)
@@ -33,6 +27,7 @@ func (g *Graph) buildQUIC(f *config.Frontend, fe frontend) error {
 		ZeroRTT:          f.TLS.ZeroRTT,
 		HandshakeTimeout: f.Timeouts.Handshake,
 		IdleTimeout:      f.Timeouts.KeepAlive,
+		MaxStreams:       int64(f.HTTPLimits.MaxConcurrentStreams),
 	}
 	for _, a := range f.Bind {
 		if a.QUIC {
@@ -40,4 +35,16 @@ func (g *Graph) buildQUIC(f *config.Frontend, fe frontend) error {
 		}
 	}
 	return nil
+}
+
+// quicPorts are the ports of f's `quic: true` binds, which its TCP
+// responses announce in Alt-Svc.
+func quicPorts(f *config.Frontend) []int {
+	var ports []int
+	for _, a := range f.Bind {
+		if a.QUIC {
+			ports = append(ports, a.Port)
+		}
+	}
+	return ports
 }

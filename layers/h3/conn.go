@@ -34,6 +34,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	l.inflight.Add(1)
 	defer l.inflight.Add(-1)
 	l.streams.Add(1)
+	probeBody(r)
 	fe := cur.h.Frontend
 	if c.handshakeDone() {
 		fe.ServeStream(c.in, w, r)
@@ -106,6 +107,75 @@ func (c *conn) waitHandshake(r *http.Request) bool {
 		return false
 	}
 }
+
+// bodyProbeWait is how long probeBody waits for the first body read.
+const bodyProbeWait = 50 * time.Millisecond
+
+// probeBody settles whether a request without a content-length has a
+// body. HTTP/3 has no flag for "no body" on HEADERS (HTTP/2's END_STREAM),
+// so quic-go hands every request a body, and a GET would reach an HTTP/1
+// backend as a chunked message. As net/http's Transport does for its own
+// outgoing requests, it reads once, for a moment: end of stream means no
+// body (ContentLength 0); data is kept and read again first; no answer yet
+// leaves the length unknown, the read still pending for the session.
+func probeBody(r *http.Request) {
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	ch := make(chan readResult, 1)
+	body := r.Body
+	go func() {
+		var b [1]byte
+		n, err := body.Read(b[:])
+		ch <- readResult{b[:n], err}
+	}()
+	t := time.NewTimer(bodyProbeWait)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		if len(res.b) == 0 && res.err == io.EOF {
+			r.ContentLength = 0
+			return
+		}
+		r.Body = &probedBody{first: res.b, err: res.err, rest: body}
+	case <-t.C:
+		r.Body = &probedBody{pending: ch, rest: body}
+	}
+}
+
+// readResult is one Read's outcome.
+type readResult struct {
+	b   []byte
+	err error
+}
+
+// probedBody is a request body whose first read probeBody made: that
+// read's result comes first (waited for when still pending), then the
+// rest of the body.
+type probedBody struct {
+	pending <-chan readResult
+	first   []byte
+	err     error
+	rest    io.ReadCloser
+}
+
+func (p *probedBody) Read(b []byte) (int, error) {
+	if p.pending != nil {
+		res := <-p.pending
+		p.pending, p.first, p.err = nil, res.b, res.err
+	}
+	if len(p.first) > 0 {
+		n := copy(b, p.first)
+		p.first = p.first[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.rest.Read(b)
+}
+
+func (p *probedBody) Close() error { return p.rest.Close() }
 
 // countingBody counts the request body bytes read.
 type countingBody struct {

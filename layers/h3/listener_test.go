@@ -115,6 +115,9 @@ func (f *echoFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%s %s sni=%s alpn=%s src=%v early=%s body=%d",
 		r.Method, r.URL.Path, in.SNI, in.Handshake.ALPN, in.Source.Addr(), r.Header.Get("Early-Data"), len(body))
+	if r.ContentLength >= 0 {
+		fmt.Fprintf(w, " cl=%d", r.ContentLength)
+	}
 }
 
 func (f *echoFrontend) initiators() int {
@@ -181,7 +184,7 @@ func TestListenerServesStreamsWithConnectionFacts(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Proto != "HTTP/3.0" {
 			t.Fatalf("request %d: %s %s", i, resp.Proto, resp.Status)
 		}
-		if want := "POST /x sni=localhost alpn=h3 src=127.0.0.1 early= body=5"; body != want {
+		if want := "POST /x sni=localhost alpn=h3 src=127.0.0.1 early= body=5 cl=5"; body != want {
 			t.Fatalf("request %d: body %q, want %q", i, body, want)
 		}
 	}
@@ -454,5 +457,29 @@ func TestAltSvc(t *testing.T) {
 		if got := AltSvc(tc.ports); got != tc.want {
 			t.Errorf("AltSvc(%v) = %q, want %q", tc.ports, got, tc.want)
 		}
+	}
+}
+
+// TestBodyProbe checks how a request without content-length reaches the
+// frontend: a GET (FIN right after HEADERS) as one without a body, a body
+// streamed slowly as one of unknown length, intact.
+func TestBodyProbe(t *testing.T) {
+	p := newTestPKI(t)
+	l := startListener(t, p, &echoFrontend{}, false)
+	tr := newClient(t, p)
+	url := "https://" + l.Addr().String() + "/p"
+	if _, body := get(t, tr, http.MethodGet, url, nil); !strings.HasSuffix(body, "body=0 cl=0") {
+		t.Errorf("GET without a body reached the frontend as %q, want content-length 0", body)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		time.Sleep(3 * bodyProbeWait)
+		pw.Write([]byte("slow "))
+		time.Sleep(bodyProbeWait)
+		pw.Write([]byte("body"))
+		pw.Close()
+	}()
+	if _, body := get(t, tr, http.MethodPost, url, pr); !strings.HasSuffix(body, "body=9") {
+		t.Errorf("a slow body of unknown length reached the frontend as %q, want 9 bytes and no length", body)
 	}
 }
