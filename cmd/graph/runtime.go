@@ -193,6 +193,18 @@ func (r *Runtime) QUICAddrs() map[string]net.Addr {
 	return m
 }
 
+// QUICStats returns the counters of every UDP (QUIC) listener, keyed by its
+// configured bind string.
+func (r *Runtime) QUICStats() map[string]h3.ListenerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]h3.ListenerStats, len(r.quic))
+	for k, ln := range r.quic {
+		m[k] = ln.Stats()
+	}
+	return m
+}
+
 // Current is the Graph in force.
 func (r *Runtime) Current() *Graph {
 	r.mu.Lock()
