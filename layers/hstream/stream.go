@@ -55,6 +55,7 @@ var (
 	errCL           = &Error{400, "invalid content-length"}
 	errBodyLength   = &Error{400, "body length differs from content-length"}
 	errNoPath       = &Error{400, "missing :path"}
+	errPath         = &Error{400, "space or control character in :path"}
 	errTooManyField = &Error{431, "too many header fields"}
 	errURITooLong   = &Error{414, "request target too long"}
 	errBodyTooLarge = &Error{413, "body too large"}
@@ -129,6 +130,14 @@ func (s *Stream) build() error {
 	if r.Method != http.MethodConnect {
 		if r.RequestURI == "" {
 			return errNoPath
+		}
+		// On an HTTP/1 request line a space would end the target early
+		// and a control character could end the line: "/a b" must not
+		// become "GET /a b HTTP/1.1". Neither library checks this.
+		for i := 0; i < len(r.RequestURI); i++ {
+			if c := r.RequestURI[i]; c <= ' ' || c == 0x7f {
+				return errPath
+			}
 		}
 		h.Path = bytesOf(r.RequestURI)
 	}
