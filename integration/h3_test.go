@@ -385,7 +385,7 @@ func TestH3ReloadAndShutdown(t *testing.T) {
 	for len(f.rt.QUICAddrs()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/late", nil)
 	if resp, err := h3Client(t, p, nil).Do(req); err == nil {
@@ -497,4 +497,110 @@ func (h *heldConn) WriteTo(p []byte, a net.Addr) (int, error) {
 		return len(p), nil
 	}
 	return h.PacketConn.WriteTo(p, a)
+}
+
+// TestH3ProxyCommand: `strata proxy` with --cert/--key serves HTTP/1.1,
+// HTTP/2 and HTTP/3 on the same port, as Caddy does; --no-h3 leaves QUIC
+// off (and TCP responses carry no Alt-Svc).
+func TestH3ProxyCommand(t *testing.T) {
+	p := newPKI(t)
+	cert, key := p.issue(t, "proxy", certs.IssueOptions{}, "localhost")
+	b := startHTTPBackend(t, p, false)
+	for _, noH3 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-h3 %v", noH3), func(t *testing.T) {
+			front := freeAddr(t)
+			args := []string{"proxy", "--from", front, "--to", "http://" + b.addr, "--cert", cert, "--key", key}
+			if noH3 {
+				args = append(args, "--no-h3")
+			}
+			proc := startBinary(t, args...)
+			waitDial(t, proc, front)
+			for _, h2 := range []bool{false, true} {
+				tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool(), ServerName: "localhost"}, ForceAttemptHTTP2: h2}
+				if !h2 {
+					tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+				}
+				resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + front + "/echo")
+				tr.CloseIdleConnections()
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.ProtoMajor != 1+btoi(h2) {
+					t.Fatalf("over TCP: %s %s", resp.Proto, resp.Status)
+				}
+				if got := resp.Header.Get("Alt-Svc") != ""; got == noH3 {
+					t.Errorf("--no-h3 %v: Alt-Svc %q", noH3, resp.Header.Get("Alt-Svc"))
+				}
+			}
+			wait := 10 * time.Second
+			if noH3 {
+				wait = time.Second // nothing will answer
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+front+"/echo", nil)
+			resp, err := h3Client(t, p, nil).Do(req)
+			if noH3 {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("--no-h3: served HTTP/3 anyway")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("HTTP/3: %v\n%s", err, proc.logs.String())
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.ProtoMajor != 3 {
+				t.Fatalf("HTTP/3: %s %s", resp.Proto, resp.Status)
+			}
+		})
+	}
+}
+
+// TestH3ReloadDropsQUIC: a reload that removes `quic: true` from a bind
+// closes its UDP listener and stops announcing it, and the TCP listener on
+// the same address keeps serving.
+func TestH3ReloadDropsQUIC(t *testing.T) {
+	p := newPKI(t)
+	b := startHTTPBackend(t, p, false)
+	f := startH3Front(t, p, b.addr, "")
+	if n := len(f.rt.QUICAddrs()); n != 1 {
+		t.Fatalf("%d QUIC listeners, want 1", n)
+	}
+	plain := strings.Replace(f.yaml, fmt.Sprintf("[ { address: %q, quic: true } ]", f.addr), fmt.Sprintf("%q", f.addr), 1)
+	cfg, err := config.Parse("reload.yaml", []byte(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.rt.QUICAddrs()); n != 0 {
+		t.Fatalf("%d QUIC listeners after the reload, want 0", n)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool(), ServerName: "localhost"}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + f.addr + "/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Alt-Svc") != "" {
+		t.Errorf("after dropping quic: %s, Alt-Svc %q", resp.Status, resp.Header.Get("Alt-Svc"))
+	}
+	// The UDP port is free again: strata no longer holds it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pc, err := net.ListenPacket("udp", f.addr)
+		if err == nil {
+			pc.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the UDP socket is still bound after the reload: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
