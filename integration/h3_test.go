@@ -432,16 +432,25 @@ func TestH3ZeroRTTConfig(t *testing.T) {
 				resp.Body.Close()
 			}
 			first.Close()
-			second := mk(holdHandshakeDial(t))
-			req, _ := http.NewRequest(http3.MethodGet0RTT, "https://"+addr+"/early", nil)
-			resp, err := second.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("0-RTT GET: %s", resp.Status)
+			// On a loaded machine a 0-RTT attempt can still lose the race
+			// with the handshake; a few attempts make the check about the
+			// mechanism.
+			for range 3 {
+				second := mk(holdHandshakeDial(t))
+				req, _ := http.NewRequest(http3.MethodGet0RTT, "https://"+addr+"/early", nil)
+				resp, err := second.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				second.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("0-RTT GET: %s", resp.Status)
+				}
+				if early.Load() > 0 {
+					break
+				}
 			}
 			if got := early.Load(); (got == 1) != on {
 				t.Errorf("zero_rtt %v: %d requests reached the backend marked Early-Data: 1", on, got)

@@ -387,13 +387,19 @@ func TestListenerZeroRTT(t *testing.T) {
 			t.Fatalf("0-RTT was accepted with zero_rtt off: %q", body)
 		}
 	})
+	// On a loaded machine a 0-RTT attempt can still lose the race with
+	// the handshake; a few attempts make the check about the mechanism.
+	const attempts = 3
 	t.Run("safe method is marked", func(t *testing.T) {
 		l := startListener(t, p, &echoFrontend{}, true)
-		tr := dial0RTT(t, p, l)
-		_, body := get(t, tr, http3.MethodGet0RTT, "https://"+l.Addr().String()+"/early", nil)
-		if !strings.Contains(body, "early=1") {
-			t.Fatalf("a GET in early data reached the frontend without Early-Data: 1: %q", body)
+		var body string
+		for range attempts {
+			tr := dial0RTT(t, p, l)
+			if _, body = get(t, tr, http3.MethodGet0RTT, "https://"+l.Addr().String()+"/early", nil); strings.Contains(body, "early=1") {
+				return
+			}
 		}
+		t.Fatalf("a GET in early data reached the frontend without Early-Data: 1 in %d attempts: %q", attempts, body)
 	})
 	t.Run("425 is retried after the handshake", func(t *testing.T) {
 		var early, late atomic.Int64
@@ -406,13 +412,15 @@ func TestListenerZeroRTT(t *testing.T) {
 			return http.StatusOK
 		}}
 		l := startListener(t, p, fe, true)
-		tr := dial0RTT(t, p, l)
-		resp, body := get(t, tr, http3.MethodGet0RTT, "https://"+l.Addr().String()+"/early", nil)
-		if resp.StatusCode != 200 || strings.Contains(body, "early=1") {
-			t.Fatalf("after a 425: %s %q", resp.Status, body)
+		for i := 0; i < attempts && early.Load() == 0; i++ {
+			tr := dial0RTT(t, p, l)
+			resp, body := get(t, tr, http3.MethodGet0RTT, "https://"+l.Addr().String()+"/early", nil)
+			if resp.StatusCode != 200 || strings.Contains(body, "early=1") {
+				t.Fatalf("after a 425: %s %q", resp.Status, body)
+			}
 		}
-		if early.Load() != 1 {
-			t.Fatalf("%d requests were served from early data, want 1 (the 0-RTT attempt did not happen)", early.Load())
+		if early.Load() != 1 || late.Load() == 0 {
+			t.Fatalf("%d requests were served from early data (want 1), %d after the handshake", early.Load(), late.Load())
 		}
 	})
 }
