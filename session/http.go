@@ -568,7 +568,8 @@ func (s *httpSession) log() {
 	if s.backend != nil {
 		r.Backend = s.backend.Name()
 	}
-	r.Method, r.Host, r.Path, r.RequestID = string(s.method), string(s.host), string(s.path), string(s.reqID)
+	// Views of the session's copies, valid while Log runs (see Record).
+	r.Method, r.Host, r.Path, r.RequestID = viewString(s.method), viewString(s.host), viewString(s.path), viewString(s.reqID)
 	r.Status = s.status
 	r.Total = time.Since(r.Time)
 	r.Termination = t
