@@ -1,6 +1,7 @@
 package acme_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -196,4 +197,279 @@ func hello(t *testing.T, name string, protos ...string) *tls.ClientHelloInfo {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return &tls.ClientHelloInfo{ServerName: name, SupportedProtos: protos, Conn: a}
+}
+
+func TestProviderRetriesRejectedNonces(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	// Half the nonces are refused: every request has a fair chance of a
+	// badNonce error, which the client must retry.
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 50})
+	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), nil)
+	p.Manage([]string{"nonce.strata.test"})
+	c := waitCert(t, p, "nonce.strata.test", 30*time.Second)
+	if err := peb.VerifyChain(parseChain(t, c.Certificate), "nonce.strata.test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProviderOnDemand(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0})
+	ask := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("domain") == "asked.strata.test" {
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+	})}
+	askLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ask.Serve(askLn)
+	t.Cleanup(func() { ask.Close() })
+	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
+		o.OnDemand = &acme.OnDemand{
+			Ask:   "http://" + askLn.Addr().String() + "/check",
+			Allow: []string{"*.ok.strata.test"},
+			Rate:  acme.Limit{N: 3, Per: time.Hour},
+		}
+	})
+	get := func(name string) (*tls.Certificate, error, time.Duration) {
+		start := time.Now()
+		c, err := p.GetCertificate(hello(t, name))
+		return c, err, time.Since(start)
+	}
+	for _, name := range []string{"a.ok.strata.test", "asked.strata.test", "b.ok.strata.test"} {
+		c, err, took := get(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := peb.VerifyChain(parseChain(t, c.Certificate), name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s issued on demand at its first handshake in %s", name, took.Round(time.Millisecond))
+	}
+	for _, tc := range []struct {
+		name string
+		want error
+	}{
+		{"evil.strata.test", acme.ErrNotAllowed},
+		{"x.y.ok.strata.test", acme.ErrNotAllowed},
+		{"c.ok.strata.test", acme.ErrRateLimited},
+	} {
+		_, err, took := get(tc.name)
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+		if took > time.Second {
+			t.Fatalf("%s: refused after %s; want a quick failure", tc.name, took)
+		}
+		if n := peb.Orders(tc.name); n != 0 {
+			t.Fatalf("%s: refused name reached the CA (%d orders)", tc.name, n)
+		}
+		t.Logf("%s refused in %s: %v", tc.name, took.Round(time.Microsecond), err)
+	}
+	if n := peb.TotalOrders(); n != 3 {
+		t.Fatalf("orders = %d, want 3 (the allowed names only)", n)
+	}
+}
+
+func TestProviderSharedStorageOrdersOnce(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: -1})
+	storage := filepath.Join(t.TempDir(), "acme")
+	names := []string{"one.strata.test", "two.strata.test"}
+	a := newProvider(t, peb, s, storage, nil)
+	b := newProvider(t, peb, s, storage, nil)
+	a.Manage(names)
+	b.Manage(names)
+	for _, name := range names {
+		ca := waitCert(t, a, name, 30*time.Second)
+		cb := waitCert(t, b, name, 30*time.Second)
+		if !ca.Leaf.Equal(cb.Leaf) {
+			t.Fatalf("%s: the instances serve different certificates (serials %x, %x)", name, ca.Leaf.SerialNumber, cb.Leaf.SerialNumber)
+		}
+		if n := peb.Orders(name); n != 1 {
+			t.Fatalf("%s: %d orders, want exactly 1", name, n)
+		}
+	}
+}
+
+func TestProviderCAUnreachableAtStart(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0})
+	storage := filepath.Join(t.TempDir(), "acme")
+
+	// A first run stores a certificate, then stops.
+	first := newProvider(t, peb, s, storage, nil)
+	first.Manage([]string{"stored.strata.test"})
+	stored := waitCert(t, first, "stored.strata.test", 30*time.Second)
+	first.Stop()
+
+	peb.SetDown(true)
+	logs := &recorder{}
+	p := newProvider(t, peb, s, storage, func(o *acme.Options) {
+		o.Logger = slog.New(logs)
+		o.RetryMin, o.RetryMax = 100*time.Millisecond, 400*time.Millisecond
+	})
+	start := time.Now()
+	p.Manage([]string{"stored.strata.test", "missing.strata.test"})
+	c := waitCert(t, p, "stored.strata.test", 5*time.Second)
+	t.Logf("stored certificate served %s after start with the CA down", time.Since(start).Round(time.Millisecond))
+	if !c.Leaf.Equal(stored.Leaf) {
+		t.Fatal("the stored certificate was not the one served")
+	}
+	if _, err := p.GetCertificate(hello(t, "missing.strata.test")); err == nil {
+		t.Fatal("a name with no certificate completed a handshake")
+	}
+	// Retries back off: wait for three failures, then check the delays grow.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(logs.waits("certificate not obtained; retrying")) < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	waits := logs.waits("certificate not obtained; retrying")
+	if len(waits) < 3 {
+		t.Fatalf("retries logged: %v", waits)
+	}
+	if !(waits[0] < waits[1] && waits[1] <= waits[2]) {
+		t.Fatalf("retry delays %v do not back off", waits)
+	}
+	t.Logf("retry delays while the CA is down: %v", waits)
+
+	peb.SetDown(false)
+	back := time.Now()
+	waitCert(t, p, "missing.strata.test", 30*time.Second)
+	t.Logf("missing certificate arrived %s after the CA came back", time.Since(back).Round(time.Millisecond))
+}
+
+func TestProviderRenewalSwapsWithoutFailedHandshakes(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, Validity: 6 * time.Second})
+	const name = "renew.strata.test"
+	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
+		o.RenewWindow = 0.5
+		o.CheckInterval = 200 * time.Millisecond
+		o.DisableARI = true // the window alone decides, for a predictable test
+	})
+	p.Manage([]string{name})
+	first := waitCert(t, p, name, 30*time.Second)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCfg := &tls.Config{GetCertificate: p.GetCertificate}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tc := tls.Server(c, srvCfg)
+				tc.SetDeadline(time.Now().Add(10 * time.Second))
+				tc.Handshake()
+				tc.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+
+	cliCfg := &tls.Config{ServerName: name, RootCAs: peb.Roots()}
+	var (
+		mu       sync.Mutex
+		conns    int
+		after    int // connections since the renewed certificate was first served
+		failures []error
+		serials  = map[string]int{}
+	)
+	firstSerial := first.Leaf.SerialNumber.String()
+	swapped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(serials) >= 2 && conns >= 1000 && after >= 500
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	var cw sync.WaitGroup
+	for range 4 {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for !swapped() && time.Now().Before(deadline) {
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", ln.Addr().String(), cliCfg)
+				mu.Lock()
+				conns++
+				if err != nil {
+					failures = append(failures, err)
+				} else {
+					serials[c.ConnectionState().PeerCertificates[0].SerialNumber.String()]++
+				}
+				if len(serials) >= 2 || (len(serials) == 1 && serials[firstSerial] == 0) {
+					after++
+				}
+				mu.Unlock()
+				if c != nil {
+					c.Close()
+				}
+			}
+		}()
+	}
+	cw.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d new connections (%d after the swap), %d failed handshakes, served certificates (serial: connections): %v", conns, after, len(failures), serials)
+	if len(failures) > 0 {
+		t.Fatalf("%d handshakes failed during renewal; first: %v", len(failures), failures[0])
+	}
+	if len(serials) < 2 {
+		t.Fatalf("no renewal seen within the test (first serial %x)", first.Leaf.SerialNumber)
+	}
+	if conns < 1000 || after < 500 {
+		t.Fatalf("only %d connections, %d after the swap", conns, after)
+	}
+}
+
+// recorder keeps the log records, for tests that assert on them.
+type recorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, rec.Clone())
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// waits returns the retry_in of the records with message msg.
+func (r *recorder) waits(msg string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for _, rec := range r.recs {
+		if rec.Message != msg {
+			continue
+		}
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "retry_in" {
+				out = append(out, a.Value.Duration())
+			}
+			return true
+		})
+	}
+	return out
 }

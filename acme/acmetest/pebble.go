@@ -181,10 +181,17 @@ func (p *Pebble) wrap(h http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-			if err == nil {
-				p.countOrder(body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+			sw := &statusWriter{ResponseWriter: w}
+			h.ServeHTTP(sw, r)
+			if sw.status == http.StatusCreated {
+				p.countOrder(body)
+			}
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -219,15 +226,15 @@ func (p *Pebble) countOrder(jws []byte) {
 	}
 }
 
-// Orders returns how many new-order requests named name (including ones
-// Pebble then refused, such as for a bad nonce).
+// Orders returns how many orders Pebble created for name (a new-order
+// request it refused, such as for a bad nonce, is not an order).
 func (p *Pebble) Orders(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.orders[name]
 }
 
-// TotalOrders returns the number of new-order requests over all names.
+// TotalOrders returns the number of orders created, over all names.
 func (p *Pebble) TotalOrders() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -278,4 +285,24 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(b, "\n")))
 	return len(b), nil
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
