@@ -200,6 +200,9 @@ type httpConn struct {
 
 func (c *httpConn) serve() {
 	conn, err := c.runStages()
+	if errors.Is(err, layers.ErrAnswered) {
+		return // a stage answered it (ACME TLS-ALPN-01): no session
+	}
 	if err != nil {
 		c.s.reset()
 		c.s.term = err
