@@ -67,7 +67,11 @@ type HTTPFrontendOptions struct {
 	Timeouts HTTPTimeouts
 
 	// The analysers' configuration, in the order they run.
-	Rules []HTTPRule // allow/deny
+	//
+	// ACMEChallenge, when set, answers ACME HTTP-01 validations before
+	// anything else sees the request.
+	ACMEChallenge ACMEChallenge
+	Rules         []HTTPRule // allow/deny
 	// Routes are one ordered list of backend and redirect routes; the
 	// first match wins (it chooses the backend or answers the redirect),
 	// else DefaultBackend, else 503.
