@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/strata-proxy/strata/acme"
 	"github.com/strata-proxy/strata/acme/acmetest"
 	"github.com/strata-proxy/strata/certs"
@@ -472,4 +474,51 @@ func (r *recorder) waits(msg string) []time.Duration {
 		})
 	}
 	return out
+}
+
+func TestProviderStaplesOCSP(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, OCSP: true})
+	const name = "ocsp.strata.test"
+	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), nil)
+	p.Manage([]string{name})
+	waitCert(t, p, name, 30*time.Second)
+
+	// A real handshake carries the staple.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(c, &tls.Config{GetCertificate: p.GetCertificate})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		tc.Handshake()
+		tc.Close()
+	}()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: name, RootCAs: peb.Roots()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staple := c.ConnectionState().OCSPResponse
+	c.Close()
+	ln.Close()
+	<-done
+	if len(staple) == 0 {
+		t.Fatalf("no OCSP staple in the handshake (%d responses given)", peb.OCSPResponses())
+	}
+	resp, err := ocsp.ParseResponse(staple, peb.Intermediate())
+	if err != nil {
+		t.Fatalf("stapled response: %v", err)
+	}
+	if resp.Status != ocsp.Good {
+		t.Fatalf("stapled status %d, want good", resp.Status)
+	}
+	t.Logf("OCSP response stapled: status good, next update %s", resp.NextUpdate.Format(time.RFC3339))
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/strata-proxy/strata/certs"
 )
@@ -39,6 +41,10 @@ type Options struct {
 	// Validity is the lifetime of issued certificates; Pebble's default
 	// (90 days) when zero. Renewal tests make it seconds.
 	Validity time.Duration
+	// OCSP runs an OCSP responder that answers "good" for every
+	// certificate, and makes Pebble name it in the certificates it issues
+	// (with RSA CA keys, which the responder signs with).
+	OCSP bool
 	// Verbose sends Pebble's log to the test log.
 	Verbose bool
 }
@@ -58,6 +64,10 @@ type Pebble struct {
 	done chan struct{}
 
 	down atomic.Bool
+
+	ocspSrv   *http.Server
+	ocspDone  chan struct{}
+	ocspCount atomic.Int32
 
 	mu     sync.Mutex
 	orders map[string]int
@@ -87,7 +97,11 @@ func Start(t testing.TB, o Options) *Pebble {
 		validity = uint64(o.Validity / time.Second)
 	}
 	store := db.NewMemoryStore()
-	p.ca = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
+	ocspURL, keyAlg := "", "ecdsa"
+	if o.OCSP {
+		ocspURL, keyAlg = p.startOCSP(t), "rsa"
+	}
+	p.ca = ca.New(logger, store, ocspURL, keyAlg, 0, 1, map[string]ca.Profile{
 		"default": {Description: "strata tests", ValidityPeriod: validity},
 	})
 	v := va.New(logger, o.HTTPPort, o.TLSPort, false, dnsAddr, store)
@@ -163,7 +177,67 @@ func (p *Pebble) stop() {
 	p.srv.Close()
 	<-p.done
 	p.dns.Shutdown()
+	if p.ocspSrv != nil {
+		p.ocspSrv.Close()
+		<-p.ocspDone
+	}
 }
+
+// startOCSP runs the OCSP responder (RFC 6960 over HTTP POST and GET) and
+// returns its URL. It signs with Pebble's intermediate, known once the CA
+// exists; requests before that fail.
+func (p *Pebble) startOCSP(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ocspDone = make(chan struct{})
+	p.ocspSrv = &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var der []byte
+		if r.Method == http.MethodPost {
+			der, _ = io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		} else {
+			der, _ = base64.StdEncoding.DecodeString(strings.TrimPrefix(r.URL.Path, "/"))
+		}
+		req, err := ocsp.ParseRequest(der)
+		if err != nil {
+			http.Error(w, "bad OCSP request", http.StatusBadRequest)
+			return
+		}
+		issuer, key := p.ca.GetIntermediateCert(0), p.ca.GetIntermediateKey(0)
+		if issuer == nil || key == nil {
+			http.Error(w, "no issuer", http.StatusServiceUnavailable)
+			return
+		}
+		now := time.Now()
+		resp, err := ocsp.CreateResponse(issuer.Cert, issuer.Cert, ocsp.Response{
+			Status:       ocsp.Good,
+			SerialNumber: req.SerialNumber,
+			ThisUpdate:   now.Add(-time.Minute),
+			NextUpdate:   now.Add(time.Hour),
+		}, key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		p.ocspCount.Add(1)
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
+	})}
+	go func() {
+		defer close(p.ocspDone)
+		p.ocspSrv.Serve(ln)
+	}()
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// OCSPResponses returns how many OCSP responses the responder gave.
+func (p *Pebble) OCSPResponses() int { return int(p.ocspCount.Load()) }
+
+// Intermediate returns the certificate that signs issued certificates (and
+// OCSP responses).
+func (p *Pebble) Intermediate() *x509.Certificate { return p.ca.GetIntermediateCert(0).Cert }
 
 // wrap counts new orders by name and, while the CA is down, drops every
 // connection without an answer.
