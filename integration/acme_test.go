@@ -180,24 +180,7 @@ func TestACMECAUnreachableAtStart(t *testing.T) {
 	peb := acmetest.Start(t, acmetest.Options{HTTPPort: port(t, httpAddr), TLSPort: port(t, tlsAddr), NonceReject: 0})
 	data := t.TempDir()
 	conf := func(names string) string {
-		return fmt.Sprintf(`global:
-  data_dir: %q
-  acme:
-    directory: %q
-    ca_root: %q
-    retry: { min: 100ms, max: 500ms }
-    challenges: { http_port: %d, tls_port: %d }
-frontends:
-  web:
-    bind: %q
-    mode: tcp
-    tls: { auto: [%s] }
-    default_backend: app
-  plain:
-    bind: %q
-backends:
-  app: { servers: [ { address: %q } ] }
-`, data, peb.Directory, peb.TLSRootFile, port(t, httpAddr), port(t, tlsAddr), tlsAddr, names, httpAddr, serve(t, hello("app")))
+		return acmeFront(t, peb, data, httpAddr, tlsAddr, names, "")
 	}
 	// A first run stores stored.strata.test, then stops.
 	first, _ := startStrata(t, conf("stored.strata.test"))

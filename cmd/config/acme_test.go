@@ -128,12 +128,7 @@ func TestParseACMEErrors(t *testing.T) {
 	g := func(lines ...string) string {
 		return "global:\n  acme:\n" + strings.Join(lines, "\n") + "\n" + "frontends:\n  f: {bind: \":443\", tls: auto, routes: [{host: a.example.com, backend: b}]}\n" + okBackend
 	}
-	tests := []struct {
-		name      string
-		src       string
-		line, col int
-		msg       string
-	}{
+	tests := []errorCase{
 		{"unknown acme key", g("    emial: a@b.c"), 3, 5, `unknown key "emial"`},
 		{"bad directory", g("    directory: acme.example.com"), 3, 16, "is not an http(s) URL"},
 		{"bad email", g("    email: nobody"), 3, 12, "is not an email address"},
@@ -163,15 +158,5 @@ func TestParseACMEErrors(t *testing.T) {
 		{"backend client_certificate and client_cert", be("    servers: [{address: \"10.0.0.1:443\"}]", "    tls: {client_certificate: internal, client_cert: client.pem, client_key: client.key}"), 6, 11, "mutually exclusive"},
 	}
 	dir := testFiles(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			es := parseErrors(t, dir, tt.src)
-			for _, e := range es {
-				if e.Line == tt.line && e.Col == tt.col && strings.Contains(e.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error at %d:%d containing %q; got:\n%v", tt.line, tt.col, tt.msg, es)
-		})
-	}
+	checkErrorCases(t, dir, tests)
 }
