@@ -522,3 +522,58 @@ func TestProviderStaplesOCSP(t *testing.T) {
 	}
 	t.Logf("OCSP response stapled: status good, next update %s", resp.NextUpdate.Format(time.RFC3339))
 }
+
+func TestProviderFallbackIssuer(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0})
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "https://" + dead.Addr().String() + "/dir"
+	dead.Close() // nothing listens there: the primary CA is unreachable
+	const name = "fallback.strata.test"
+	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
+		fb := o.CA
+		o.Fallback = &fb
+		o.CA.Directory = deadURL
+	})
+	p.Manage([]string{name})
+	c := waitCert(t, p, name, 30*time.Second)
+	if err := peb.VerifyChain(parseChain(t, c.Certificate), name); err != nil {
+		t.Fatalf("certificate is not from the fallback CA: %v", err)
+	}
+	if n := peb.Orders(name); n != 1 {
+		t.Fatalf("fallback orders = %d, want 1", n)
+	}
+}
+
+func TestProviderExternalAccountBinding(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	const keyID, macKey = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, EAB: map[string]string{keyID: macKey}})
+
+	logs := &recorder{}
+	without := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) { o.Logger = slog.New(logs) })
+	without.Manage([]string{"noeab.strata.test"})
+	with := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
+		o.CA.EAB = &acme.EAB{KeyID: keyID, MACKey: macKey}
+	})
+	with.Manage([]string{"eab.strata.test"})
+	c := waitCert(t, with, "eab.strata.test", 30*time.Second)
+	if err := peb.VerifyChain(parseChain(t, c.Certificate), "eab.strata.test"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(logs.waits("certificate not obtained; retrying")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(logs.waits("certificate not obtained; retrying")) == 0 {
+		t.Fatal("a client without the binding was not refused")
+	}
+	if n := peb.Orders("noeab.strata.test"); n != 0 {
+		t.Fatalf("an account without the binding placed %d orders", n)
+	}
+}

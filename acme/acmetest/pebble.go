@@ -45,6 +45,9 @@ type Options struct {
 	// certificate, and makes Pebble name it in the certificates it issues
 	// (with RSA CA keys, which the responder signs with).
 	OCSP bool
+	// EAB, when not empty, makes external account binding mandatory,
+	// with these key ids and base64url MAC keys.
+	EAB map[string]string
 	// Verbose sends Pebble's log to the test log.
 	Verbose bool
 }
@@ -105,7 +108,12 @@ func Start(t testing.TB, o Options) *Pebble {
 		"default": {Description: "strata tests", ValidityPeriod: validity},
 	})
 	v := va.New(logger, o.HTTPPort, o.TLSPort, false, dnsAddr, store)
-	w := wfe.New(logger, store, v, p.ca, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	for id, key := range o.EAB {
+		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := wfe.New(logger, store, v, p.ca, []string{"pebble.letsencrypt.org"}, false, len(o.EAB) > 0, 0, 0)
 
 	dir := t.TempDir()
 	sca, err := certs.OpenCA(filepath.Join(dir, "ca"), nil)
