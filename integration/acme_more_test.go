@@ -123,7 +123,7 @@ func TestACMERenewalSwap(t *testing.T) {
 	httpAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	peb := acmetest.Start(t, acmetest.Options{HTTPPort: port(t, httpAddr), TLSPort: port(t, tlsAddr), NonceReject: 0, Validity: 6 * time.Second})
 	const name = "renew.strata.test"
-	startStrata(t, acmeFront(t, peb, t.TempDir(), httpAddr, tlsAddr, name, "    renew_window: 0.5\n    check_interval: 200ms\n"))
+	_, logs := startStrata(t, acmeFront(t, peb, t.TempDir(), httpAddr, tlsAddr, name, "    renew_window: 0.5\n    check_interval: 200ms\n"))
 	first := waitIssued(t, tlsAddr, name, peb, 30*time.Second).PeerCertificates[0].SerialNumber.String()
 
 	var (
@@ -173,5 +173,8 @@ func TestACMERenewalSwap(t *testing.T) {
 	}
 	if len(serials) < 2 || conns < 1000 || after < 500 {
 		t.Fatalf("no renewal swap observed with enough connections")
+	}
+	if len(logs.records("certificate renewed")) == 0 {
+		t.Errorf("no \"certificate renewed\" event in the log")
 	}
 }
