@@ -108,7 +108,7 @@ func TestParseACME(t *testing.T) {
 
 func TestParseACMEDefaults(t *testing.T) {
 	dir := testFiles(t)
-	cfg := parseOK(t, dir, "frontends:\n  s: {bind: \":443\", tls: auto, routes: [{host: a.example.com, backend: b}]}\n  p: {bind: \":80\"}\n  q: {bind: \":81\", default_backend: b}\n"+okBackend)
+	cfg := parseOK(t, dir, "frontends:\n  s: {bind: \":443\", tls: auto, routes: [{host: a.example.com, backend: b}]}\n  p: {bind: \"127.0.0.1:80\"}\n  q: {bind: \":81\", default_backend: b}\n  r: {bind: \"127.0.0.2:80\", default_backend: b}\n"+okBackend)
 	if a := cfg.Global.ACME; !reflect.DeepEqual(a, defaultACME()) {
 		t.Errorf("ACME = %+v, want the defaults", a)
 	}
@@ -117,6 +117,7 @@ func TestParseACMEDefaults(t *testing.T) {
 			t.Errorf("frontend %s: HTTPSRedirect = %v, want %v", f.Name, f.HTTPSRedirect, want)
 		}
 	}
+	// r has a default_backend: it serves plain HTTP unless told otherwise.
 	// Without tls auto anywhere, a port-80 frontend is left alone.
 	cfg = parseOK(t, dir, "frontends:\n  p: {bind: \":80\", default_backend: b}\n"+okBackend)
 	if cfg.Frontends[0].HTTPSRedirect || cfg.UsesACME() {
@@ -153,6 +154,7 @@ func TestParseACMEErrors(t *testing.T) {
 		{"auto empty list", fe("    bind: \":443\"", "    tls: {auto: []}", "    default_backend: b"), 4, 11, "expected true or a list of names"},
 		{"https_redirect with tls", fe("    bind: \":443\"", "    tls: {internal: true}", "    https_redirect: true", "    default_backend: b"), 5, 5, "https_redirect is for plain HTTP frontends"},
 		{"https_redirect off and nowhere", "global: {acme: {email: a@b.c}}\nfrontends:\n  s: {bind: \":443\", tls: {auto: [a.example.com]}, default_backend: b}\n  f: {bind: \":80\", https_redirect: false}\n" + okBackend, 4, 3, "nowhere to send connections"},
+		{"https_redirect with default_backend", fe("    bind: \":80\"", "    https_redirect: true", "    default_backend: b"), 4, 5, "default_backend would never be used"},
 		{"https_redirect in tcp mode", fe("    bind: \":80\"", "    mode: tcp", "    https_redirect: true", "    default_backend: b"), 5, 5, "https_redirect"},
 		{"backend client_certificate value", be("    servers: [{address: \"10.0.0.1:443\"}]", "    tls: {client_certificate: mine}"), 6, 31, `unknown value "mine"`},
 		{"backend client_certificate and client_cert", be("    servers: [{address: \"10.0.0.1:443\"}]", "    tls: {client_certificate: internal, client_cert: client.pem, client_key: client.key}"), 6, 11, "mutually exclusive"},

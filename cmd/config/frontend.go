@@ -121,20 +121,25 @@ func (p *parser) managedNames(fe *Frontend, e entry, listed []*yaml.Node, cfg *C
 }
 
 // httpsRedirect reads https_redirect, or gives its default: on for a plain
-// mode-http frontend binding the ACME HTTP port when some frontend has tls
-// auto, as Caddy does.
+// mode-http frontend without default_backend binding the ACME HTTP port
+// when some frontend has tls auto, as Caddy does. A frontend with a
+// default_backend was written to serve plain HTTP; the redirect would make
+// its default_backend unreachable.
 func (p *parser) httpsRedirect(f fields, fe *Frontend, cfg *Config, autoHTTPS bool) {
 	if v, ok := f["https_redirect"]; ok {
 		p.needHTTP(v.key, fe, "https_redirect")
 		if b, ok := p.boolean(v.val, "https_redirect"); ok {
 			fe.HTTPSRedirect = b
-			if b && fe.TLS != nil {
+			switch {
+			case b && fe.TLS != nil:
 				p.errorf(v.key, "frontend %s: https_redirect is for plain HTTP frontends; this one has tls", fe.Name)
+			case b && f.has("default_backend"):
+				p.errorf(v.key, "frontend %s: with https_redirect every request the routes do not take is redirected, so default_backend would never be used; remove one of them", fe.Name)
 			}
 		}
 		return
 	}
-	if !autoHTTPS || fe.Mode != ModeHTTP || fe.TLS != nil {
+	if !autoHTTPS || fe.Mode != ModeHTTP || fe.TLS != nil || f.has("default_backend") {
 		return
 	}
 	fe.HTTPSRedirect = slices.ContainsFunc(fe.Bind, func(a ListenAddr) bool { return a.Port == cfg.Global.ACME.HTTPPort })
