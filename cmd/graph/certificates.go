@@ -192,7 +192,9 @@ type certificateSource struct {
 
 func (c *certificateSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if c.store != nil && (c.internal != nil || c.provider != nil) {
-		if x := c.store.Index(); x.Match(hello.ServerName) != nil {
+		// A static certificate for the name wins; so does the static
+		// default for a hello without SNI, which ACME cannot serve.
+		if x := c.store.Index(); x.Match(hello.ServerName) != nil || (hello.ServerName == "" && c.provider != nil) {
 			return c.store.GetCertificate(hello)
 		}
 	}
