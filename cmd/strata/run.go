@@ -122,11 +122,8 @@ func newLoggers(l config.Log, stderr io.Writer) (logger, access *slog.Logger, cl
 	return logger, logger.With("log", "access"), closeFn, nil
 }
 
-// checkBuild assembles cfg without starting it, for validate.
+// checkBuild assembles cfg without starting it, for validate; state it
+// would make (the internal CA, ACME storage) goes to a temporary directory.
 func checkBuild(cfg *config.Config) error {
-	g, err := graph.Build(cfg, nil, nil)
-	if err != nil {
-		return err
-	}
-	return g.Drain(context.Background())
+	return graph.Check(cfg)
 }
