@@ -58,7 +58,7 @@ func TestACMEIssuance(t *testing.T) {
 frontends:
   web:
     bind: %q
-    tls: { auto: [%s], alpn: [http/1.1] }
+    tls: { auto: [%s] }
     default_backend: app
   plain:
     bind: %q
@@ -91,16 +91,24 @@ backends:
 				t.Fatalf("HTTP/1.1 over the ACME certificate: %d, %d bytes", resp.StatusCode, len(body))
 			}
 
-			// A handshake offering h2 gets the same chain (the HTTP/2
-			// front is built elsewhere; the certificate is the same).
-			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: peb.Roots(), ServerName: tc.name, NextProtos: []string{"h2", "http/1.1"}})
+			// HTTP/2 (ALPN h2) over the same certificate.
+			h2client := &http.Client{Transport: &http.Transport{
+				TLSClientConfig:   &tls.Config{RootCAs: peb.Roots(), ServerName: tc.name},
+				ForceAttemptHTTP2: true,
+			}}
+			defer h2client.CloseIdleConnections()
+			resp, err = h2client.Post("https://"+tlsAddr+"/echo", "text/plain", strings.NewReader("hello, h2"))
 			if err != nil {
-				t.Fatalf("handshake offering h2: %v", err)
+				t.Fatal(err)
 			}
-			if err := peb.VerifyChain(c.ConnectionState().PeerCertificates, tc.name); err != nil {
-				t.Fatalf("chain served to an h2 client: %v", err)
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.ProtoMajor != 2 || len(body) != 9 {
+				t.Fatalf("HTTP/2 over the ACME certificate: %d over %s, %d bytes", resp.StatusCode, resp.Proto, len(body))
 			}
-			c.Close()
+			if err := peb.VerifyChain(resp.TLS.PeerCertificates, tc.name); err != nil {
+				t.Fatalf("chain served to the h2 client: %v", err)
+			}
 
 			// The plain frontend redirects everything but validations.
 			pc, err := net.Dial("tcp", httpAddr)
