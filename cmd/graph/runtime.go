@@ -24,6 +24,8 @@ import (
 type Runtime struct {
 	logger    *slog.Logger
 	accessLog *slog.Logger
+	// svc (the ACME Provider, the internal CA) outlives the Graphs.
+	svc *services
 
 	mu        sync.Mutex
 	global    *layers.ConnLimit
@@ -42,7 +44,7 @@ func NewRuntime(logger, accessLog *slog.Logger) *Runtime {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{logger: logger, accessLog: accessLog,
+	return &Runtime{logger: logger, accessLog: accessLog, svc: newServices(logger),
 		listeners: make(map[string]*layers.Listener), quic: make(map[string]*h3.Listener)}
 }
 
@@ -54,7 +56,7 @@ func (r *Runtime) Apply(cfg *config.Config) error {
 	if r.closed {
 		return layers.ErrShutdown
 	}
-	g, err := Build(cfg, r.logger, r.accessLog)
+	g, err := buildGraph(cfg, r.logger, r.accessLog, r.svc, false)
 	if err != nil {
 		return err
 	}
@@ -238,6 +240,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	r.serving.Wait()
 	r.draining.Wait()
+	r.svc.stop()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("drain timeout: %w", err)
 	}
