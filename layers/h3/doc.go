@@ -19,6 +19,13 @@
 // for the handshake and send the request again. Other requests that
 // arrive in early data wait for the handshake before they are served.
 //
+// On the back side, Client is the HTTP/3 outbound stage to one server:
+// one QUIC connection shared by the request streams of every session
+// (quic-go's http3 ClientConn), each ClientStream presenting the exchange
+// in the session's terms (layers/msg heads, body data, trailers). While a
+// server cannot be reached over QUIC, Client.Stream fails at once with
+// ErrUnreachable so that the caller falls back to TCP.
+//
 // Package h3 imports quic-go and layers only; it knows nothing of the
 // session.
 package h3
