@@ -22,15 +22,16 @@ import (
 // speaks to it.
 var bodyFronts = []string{"h1", "h2", "h3"}
 
-// bodyBacks are the server-side protocols. An "h2" row joins when strata
-// speaks HTTP/2 to servers.
-var bodyBacks = []string{"h1"}
+// bodyBacks are the server-side protocols: HTTP/1.1 over TCP, HTTP/3 over
+// QUIC (backend h3: true). An "h2" row joins when strata speaks HTTP/2 to
+// servers.
+var bodyBacks = []string{"h1", "h3"}
 
 // bodyBackend serves the body checks: /upload hashes the request body and
 // its trailers, /download?n= streams n bytes with a trailer, /step writes
 // /stream-down and /stream-up check that neither direction waits for a
 // whole message.
-func bodyBackend(t *testing.T, proto string, steps *streamSteps) string {
+func bodyBackend(t *testing.T, p *pki, proto string, steps *streamSteps) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +85,26 @@ func bodyBackend(t *testing.T, proto string, steps *streamSteps) string {
 	switch proto {
 	case "h1":
 		go srv.Serve(ln)
+	case "h3":
+		// Only QUIC on this port: a request that fell back to TCP fails.
+		ln.Close()
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h3srv := &http3.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.ProtoMajor != 3 {
+					http.Error(w, "not HTTP/3", http.StatusBadRequest)
+					return
+				}
+				mux.ServeHTTP(w, r)
+			}),
+			TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{p.leaf(t, certs.IssueOptions{}, "backend.test")}}),
+		}
+		go h3srv.Serve(pc)
+		t.Cleanup(func() { h3srv.Close(); pc.Close() })
+		return pc.LocalAddr().String()
 	default:
 		t.Fatalf("no %s backend", proto)
 	}
@@ -145,9 +166,13 @@ func TestHTTPBodies(t *testing.T) {
 		for _, back := range bodyBacks {
 			t.Run(front+"-to-"+back, func(t *testing.T) {
 				steps := &streamSteps{down: make(chan struct{}, 1), up: make(chan struct{}, 1)}
-				backend := bodyBackend(t, back, steps)
+				backend := bodyBackend(t, p, back, steps)
 				addr := freeAddr(t)
-				_, logs := startStrata(t, h3Config(addr, cert, key, backend, "", ""))
+				yamlText := h3Config(addr, cert, key, backend, "", "")
+				if back == "h3" {
+					yamlText += fmt.Sprintf("    tls: { sni: backend.test, ca: %q }\n    h3: true\n", p.rootFile())
+				}
+				_, logs := startStrata(t, yamlText)
 				client := bodyClient(t, p, front)
 				base := "https://" + addr
 				major := map[string]int{"h1": 1, "h2": 2, "h3": 3}[front]

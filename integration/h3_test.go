@@ -613,3 +613,67 @@ func TestH3ReloadDropsQUIC(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestH3BackendFallback: a backend with h3: true is reached over HTTP/3
+// while its servers answer QUIC; when QUIC goes away, requests go over TCP
+// (HTTP/1.1) to the same address without failing, the first after the
+// connect timeout and the rest at once.
+func TestH3BackendFallback(t *testing.T) {
+	p := newPKI(t)
+	leaf := p.leaf(t, certs.IssueOptions{}, "backend.test")
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	})
+	// TCP (TLS, HTTP/1.1) and UDP (QUIC, HTTP/3) on the same port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpSrv := &http.Server{Handler: handler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"http/1.1"}}}
+	go tcpSrv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { tcpSrv.Close() })
+	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3srv := &http3.Server{Handler: handler, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{leaf}})}
+	go h3srv.Serve(pc)
+	t.Cleanup(func() { h3srv.Close(); pc.Close() })
+
+	cert, key := p.issue(t, "front", certs.IssueOptions{}, "localhost")
+	addr := freeAddr(t)
+	startStrata(t, h3Config(addr, cert, key, ln.Addr().String(), "", "    timeouts: { connect: 300ms }\n")+
+		fmt.Sprintf("    tls: { sni: backend.test, ca: %q }\n    h3: true\n", p.rootFile()))
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool(), ServerName: "localhost"}}}
+	defer client.CloseIdleConnections()
+	get := func() string {
+		t.Helper()
+		resp, err := client.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s", resp.Status, b)
+		}
+		return string(b)
+	}
+	for i := range 5 {
+		if got := get(); got != "HTTP/3.0" {
+			t.Fatalf("request %d reached the server over %s, want HTTP/3.0", i, got)
+		}
+	}
+	// QUIC goes away; TCP stays.
+	h3srv.Close()
+	pc.Close()
+	start := time.Now()
+	for i := range 10 {
+		if got := get(); got != "HTTP/1.1" {
+			t.Fatalf("request %d after QUIC went away reached the server over %s, want HTTP/1.1", i, got)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("10 requests took %v after QUIC went away; want one connect timeout (300ms), then no waiting", d)
+	}
+}

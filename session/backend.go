@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3"
 )
 
 // PassiveOptions turns on passive ejection: a server whose connects keep
@@ -190,6 +191,9 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 			so.Name = so.Address
 		}
 		s := &Server{b: b, idx: i, opts: so}
+		if so.QUIC != nil {
+			s.h3 = h3.NewClient(h3.ClientOptions{Address: so.Address, TLS: so.QUIC})
+		}
 		s.healthy.Store(true)
 		b.servers[i] = s
 		if b.cookie != "" {

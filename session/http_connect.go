@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -37,6 +38,10 @@ func idempotent(m []byte) bool {
 //     an idle pooled connection of that server; any other request gets a
 //     fresh one, so that a connection the server closed meanwhile can only
 //     cost a request that is safe to send again;
+//   - a server reached over HTTP/3 (ServerOptions.QUIC) gets the request
+//     on a new stream of its shared QUIC connection; while QUIC is
+//     unreachable (and for an upgrade or CONNECT) the request takes the
+//     TCP path as above;
 //   - a failed connect is retried on another server (Backend.Retries
 //     times), for any request: nothing was sent;
 //   - a server that closes before any response byte (an "empty response")
@@ -71,6 +76,13 @@ func analyseConnect(s *httpSession) result {
 			if up := s.server.takeIdle(); up != nil {
 				s.up, s.reused = up, true
 				s.rec.Connect = 0
+			}
+		}
+		if s.up == nil && s.server.h3 != nil && s.req.Upgrade == nil && string(s.req.Method) != "CONNECT" {
+			start := time.Now()
+			if up := s.streamH3(); up != nil {
+				s.up, s.reused = up, false
+				s.rec.Connect = time.Since(start)
 			}
 		}
 		if s.up == nil {
@@ -123,6 +135,25 @@ func analyseConnect(s *httpSession) result {
 		}
 		return s.serverError(err, responded)
 	}
+}
+
+// streamH3 opens a request stream to an HTTP/3 server within the connect
+// timeout; nil while the server cannot be reached over QUIC (or the
+// request cannot go over HTTP/3), and the request takes the TCP path.
+func (s *httpSession) streamH3() upstream {
+	ctx := context.Background()
+	if d := s.c.f.o.Timeouts.Connect; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	st, err := s.server.h3.Stream(ctx)
+	if err != nil {
+		s.c.f.log.Debug("HTTP/3 to the server failed; sending the request over TCP",
+			slog.String("server", s.server.Name()), slog.String("error", err.Error()))
+		return nil
+	}
+	return st
 }
 
 // errClientSide marks an error of the client side while the request body

@@ -118,8 +118,9 @@ func (s *Server) IdleConns() int {
 	return len(s.pool.conns)
 }
 
-// CloseIdle closes the backend's idle pooled connections and stops pooling
-// new ones. Call it when the backend is retired (a reload, shutdown).
+// CloseIdle closes the backend's idle pooled connections and its shared
+// HTTP/3 connections, and stops pooling new ones. Call it when the
+// backend is retired (a reload, shutdown) and its sessions are over.
 func (b *Backend) CloseIdle() {
 	for _, s := range b.servers {
 		p := &s.pool
@@ -133,6 +134,9 @@ func (b *Backend) CloseIdle() {
 		p.mu.Unlock()
 		for _, ic := range conns {
 			ic.up.Close()
+		}
+		if s.h3 != nil {
+			s.h3.Close() // the sessions that shared it are over
 		}
 	}
 }

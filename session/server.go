@@ -1,11 +1,13 @@
 package session
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3"
 )
 
 // ServerOptions is one configured server of a backend: what the user wrote,
@@ -28,6 +30,11 @@ type ServerOptions struct {
 	// Connector reaches the server: the socket, then the outbound stages
 	// (PROXY header, TLS encode). The "tls" health check uses it too.
 	Connector layers.Connector
+	// QUIC, when set, sends HTTP requests to Address over HTTP/3 (UDP)
+	// with this TLS configuration, one QUIC connection shared by every
+	// session; while the server cannot be reached over QUIC, requests go
+	// through Connector (TCP) instead.
+	QUIC *tls.Config
 }
 
 // Server is the live side of one configured server: its slots, its health
@@ -48,6 +55,9 @@ type Server struct {
 
 	// pool holds the idle HTTP connections to the server (pool.go).
 	pool idlePool
+	// h3 is the HTTP/3 stage to the server when ServerOptions.QUIC is set
+	// (its QUIC connection is shared by every session); nil otherwise.
+	h3 *h3.Client
 	// setCookie is the Set-Cookie value naming the server for cookie
 	// persistence; nil when the backend has none. Read-only.
 	setCookie []byte

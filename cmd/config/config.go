@@ -445,6 +445,10 @@ type Backend struct {
 	Servers []Server
 	// TLS is nil when servers are reached over plain TCP.
 	TLS *BackendTLS
+	// H3 sends HTTP requests to the servers over HTTP/3 (QUIC on the same
+	// address, UDP), with the TLS settings of TLS; while a server cannot be
+	// reached over QUIC, over TCP as without it. Mode http only.
+	H3 bool
 	// Health is nil when there are no active checks.
 	Health *Health
 	// Passive is nil when passive ejection is off.

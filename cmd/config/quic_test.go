@@ -29,6 +29,10 @@ func TestParseQUIC(t *testing.T) {
 	if !f.TLS.ZeroRTT {
 		t.Error("zero_rtt: true was not read")
 	}
+	cfg = parseOK(t, dir, be("    servers: [{address: \"10.0.0.1:443\"}]", "    tls: {sni: a.internal}", "    h3: true"))
+	if !cfg.Backends[0].H3 {
+		t.Error("backend h3: true was not read")
+	}
 	if f.Bind[0].Pos != (Pos{3, 22}) {
 		t.Errorf("the quic bind's position is %v, want its address at 3:22", f.Bind[0].Pos)
 	}
@@ -54,6 +58,12 @@ func TestParseQUICErrors(t *testing.T) {
 			`bind: unknown key "udp"`},
 		{"quic not bool", fe("    bind: [{address: \":443\", quic: yes}]", "    default_backend: b", qtls), 3, 36,
 			`quic: expected true or false, got "yes"`},
+		{"h3 backend without tls", be("    servers: [{address: \"10.0.0.1:443\"}]", "    h3: true"), 6, 5,
+			"backend b: h3 needs tls: HTTP/3 runs over QUIC"},
+		{"h3 not bool", be("    servers: [{address: \"10.0.0.1:443\"}]", "    tls: {sni: a.internal}", "    h3: 1"), 7, 9,
+			"h3: expected true or false"},
+		{"h3 backend from tcp", "frontends:\n  f: {bind: \":80\", mode: tcp, default_backend: b}\nbackends:\n  b: {h3: true, tls: {sni: a.internal}, servers: [{address: \"10.0.0.1:443\"}]}\n",
+			2, 48, "backend b speaks HTTP/3 (h3: true), which needs mode: http (frontend f is mode tcp)"},
 		{"bad address in mapping", fe("    bind: [{address: \":99999\", quic: true}]", "    default_backend: b", qtls), 3, 22,
 			`bind ":99999"`},
 	}

@@ -295,19 +295,24 @@ func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.B
 		if s.SendProxy {
 			d.Stages = append(d.Stages, &layers.ProxyEncode{})
 		}
+		var tc *tlsstage.Client
 		if t := b.TLS; t != nil {
-			d.Stages = append(d.Stages, tlsstage.NewClient(tlsstage.ClientOptions{
+			tc = tlsstage.NewClient(tlsstage.ClientOptions{
 				ServerName:           s.ServerName,
 				RootCAs:              roots,
 				InsecureSkipVerify:   !t.Verify,
 				Certificates:         clientCert,
 				GetClientCertificate: getClient,
 				ALPN:                 t.ALPN,
-			}))
+			})
+			d.Stages = append(d.Stages, tc)
 		}
 		servers[i] = session.ServerOptions{
 			Name: s.Name, Address: s.Address, Weight: s.Weight,
 			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d,
+		}
+		if b.H3 && tc != nil {
+			servers[i].QUIC = quicClientTLS(tc, s)
 		}
 	}
 	o := session.BackendOptions{

@@ -1,10 +1,12 @@
 package graph
 
 import (
+	"crypto/tls"
 	"errors"
 
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/layers/h3"
+	"github.com/strata-proxy/strata/tlsstage"
 )
 
 // buildQUIC records what the UDP listeners of f's `quic: true` binds
@@ -47,4 +49,16 @@ func quicPorts(f *config.Frontend) []int {
 		}
 	}
 	return ports
+}
+
+// quicClientTLS is the TLS configuration of HTTP/3 to server s: the TCP
+// stage's, with the server's host as the name to verify when none is
+// configured (one QUIC connection serves every client, so the clients'
+// SNI cannot stand in for it as it does on TCP).
+func quicClientTLS(tc *tlsstage.Client, s config.Server) *tls.Config {
+	cfg := tc.Config()
+	if cfg.ServerName == "" {
+		cfg.ServerName = s.Host
+	}
+	return cfg
 }

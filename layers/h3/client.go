@@ -375,7 +375,9 @@ func (s *ClientStream) buildHead() {
 	switch {
 	case s.isHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200:
 		h.Body, h.ContentLength = msg.BodyNone, declared
-	case resp.ContentLength >= 0:
+	case resp.ContentLength >= 0 && !h.HasTrailers:
+		// With trailers announced the body goes on as chunked: an HTTP/1
+		// client can only receive trailers in a chunked message.
 		h.Body, h.ContentLength = msg.BodyLength, resp.ContentLength
 	default:
 		h.Body, h.ContentLength = msg.BodyChunked, -1
