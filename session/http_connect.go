@@ -72,17 +72,18 @@ func analyseConnect(s *httpSession) result {
 			s.server = srv
 			s.rec.Server, s.rec.Retries = srv.Name(), attempt
 		}
-		if !fresh {
-			if up := s.server.takeIdle(); up != nil {
-				s.up, s.reused = up, true
-				s.rec.Connect = 0
-			}
-		}
+		// HTTP/3 first; an idle TCP connection only while QUIC is down.
 		if s.up == nil && s.server.h3 != nil && s.req.Upgrade == nil && string(s.req.Method) != "CONNECT" {
 			start := time.Now()
 			if up := s.streamH3(); up != nil {
 				s.up, s.reused = up, false
 				s.rec.Connect = time.Since(start)
+			}
+		}
+		if !fresh && s.up == nil {
+			if up := s.server.takeIdle(); up != nil {
+				s.up, s.reused = up, true
+				s.rec.Connect = 0
 			}
 		}
 		if s.up == nil {
