@@ -382,6 +382,9 @@ func (p *parser) checkQUIC(f fields, fe *Frontend) {
 		case fe.TLS == nil:
 			p.errorAt(a.Pos.Line, a.Pos.Col, fmt.Sprintf("frontend %s: bind %s: quic needs tls: QUIC is always encrypted; add tls.certificates", fe.Name, a))
 			return
+		case fe.ProxyProtocol:
+			p.errorAt(a.Pos.Line, a.Pos.Col, fmt.Sprintf("frontend %s: bind %s: quic cannot be used with proxy_protocol: QUIC datagrams carry no PROXY header, so its clients' addresses would be the load balancer's; bind quic on a frontend of its own", fe.Name, a))
+			return
 		}
 	}
 	if fe.TLS != nil && fe.TLS.ZeroRTT && !hasQUIC {

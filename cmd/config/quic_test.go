@@ -49,6 +49,8 @@ func TestParseQUICErrors(t *testing.T) {
 			"frontend f: bind :443: quic needs mode: http (mode is tcp)"},
 		{"quic without tls", fe("    bind: [{address: \":443\", quic: true}]", "    default_backend: b"), 3, 22,
 			"frontend f: bind :443: quic needs tls: QUIC is always encrypted"},
+		{"quic with proxy_protocol", fe("    bind: [{address: \":443\", quic: true}]", "    proxy_protocol: true", "    default_backend: b", qtls), 3, 22,
+			"quic cannot be used with proxy_protocol"},
 		{"zero_rtt without quic", fe("    bind: \":443\"", "    default_backend: b",
 			"    tls: {certificates: [{cert: site.pem, key: site.key}], zero_rtt: true}"), 5, 60,
 			"frontend f: zero_rtt needs a bind entry with quic: true"},
