@@ -308,9 +308,10 @@ func (l *Listener) serveConn(c *conn, qc *quic.Conn) {
 }
 
 // Shutdown stops accepting connections, sends GOAWAY on every connection,
-// waits for the request streams in flight to finish and closes the
-// connections and the socket. When ctx is done first it closes everything
-// at once and returns ctx's error.
+// waits for the request streams in flight to finish and for the clients to
+// close (a moment at most), then closes the connections and the socket.
+// When ctx is done first it closes everything at once and returns ctx's
+// error.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.ln.Close()
 	srvCtx, cancel := context.WithCancel(context.Background())
@@ -321,14 +322,31 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		close(shut)
 	}()
 	err := l.waitStreams(ctx, shut)
+	if err == nil {
+		// The handlers are done, but their last response bytes may still
+		// be on their way: a client that got GOAWAY closes the connection
+		// itself once its streams are complete. Give it a moment.
+		t := time.NewTimer(closeLinger)
+		select {
+		case <-shut:
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		t.Stop()
+	}
 	cancel()
 	<-shut
 	l.closeTransport()
 	return err
 }
 
-// drainPoll is how often Shutdown looks at the streams in flight.
-const drainPoll = 10 * time.Millisecond
+// drainPoll is how often Shutdown looks at the streams in flight;
+// closeLinger is how long it then waits for the clients to close.
+const (
+	drainPoll   = 10 * time.Millisecond
+	closeLinger = time.Second
+)
 
 // waitStreams waits until no request stream is in flight (twice in a row,
 // since a stream accepted just before GOAWAY may still be on its way to

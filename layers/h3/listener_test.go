@@ -309,6 +309,66 @@ func TestListenerShutdownFinishesStreamsInFlight(t *testing.T) {
 	}
 }
 
+// TestListenerShutdownDeliversLargeResponses: a response larger than the
+// socket buffers, still being sent when Shutdown starts, reaches the
+// client whole.
+func TestListenerShutdownDeliversLargeResponses(t *testing.T) {
+	p := newTestPKI(t)
+	const size = 16 << 20
+	started := make(chan struct{}, 1)
+	fe := &bigFrontend{size: size, started: started}
+	l, err := Listen("127.0.0.1:0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetHandler(Handler{Frontend: fe, TLS: &tls.Config{Certificates: []tls.Certificate{p.leaf}}})
+	go l.Serve(nil)
+	defer l.Close()
+	tr := newClient(t, p)
+	got := make(chan int64, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+l.Addr().String()+"/big", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got <- n
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := l.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if n := <-got; n != size {
+		t.Fatalf("the client got %d of %d bytes across the shutdown", n, size)
+	}
+}
+
+// bigFrontend answers every stream with size bytes.
+type bigFrontend struct {
+	size    int
+	started chan struct{}
+}
+
+func (f *bigFrontend) Admit(*layers.Initiator) error { return nil }
+func (f *bigFrontend) Limit() *layers.ConnLimit      { return nil }
+func (f *bigFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", fmt.Sprint(f.size))
+	chunk := make([]byte, 64<<10)
+	for sent := 0; sent < f.size; sent += len(chunk) {
+		if sent == 4*len(chunk) {
+			f.started <- struct{}{}
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
 // dial0RTT returns a client that has a session ticket for l and will send
 // its next GET_0RTT request in early data.
 func dial0RTT(t *testing.T, p *testPKI, l *Listener) *http3.Transport {
