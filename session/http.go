@@ -363,6 +363,7 @@ type httpSession struct {
 	status    int
 	waiting   bool // the body wait started (100 sent)
 	tunneled  bool
+	upl       *uploader // the request body's copier (http_upload.go), kept for the next request
 
 	arena []byte // values set by analysers, valid for this request
 	reqID []byte
@@ -376,9 +377,9 @@ type httpSession struct {
 
 func (s *httpSession) reset() {
 	c := s.c
-	arena, tried, local, logb := s.arena[:0], s.tried[:0], s.local, s.method[:0]
+	arena, tried, local, logb, upl := s.arena[:0], s.tried[:0], s.local, s.method[:0], s.upl
 	local.Reset()
-	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb}
+	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb, upl: upl}
 }
 
 func (s *httpSession) started() bool { return s.st != nil || !s.headStart.IsZero() }
@@ -496,6 +497,7 @@ func (s *httpSession) releaseServer() {
 
 // dropUpstream closes the server connection in use.
 func (s *httpSession) dropUpstream() {
+	s.endUpload()
 	s.c.setSrv(nil)
 	s.up.Close()
 	s.up = nil
@@ -507,8 +509,12 @@ func (s *httpSession) finishUpstream() {
 	if s.up == nil {
 		return
 	}
+	complete, err := s.endUpload()
+	if err != nil && s.term == nil {
+		s.term = err
+	}
 	s.c.setSrv(nil)
-	if s.up.Reusable() && s.server != nil && !s.c.f.isDraining() {
+	if complete && s.up.Reusable() && s.server != nil && !s.c.f.isDraining() {
 		s.up.Conn().SetDeadline(time.Time{})
 		s.server.putIdle(s.up)
 	} else {

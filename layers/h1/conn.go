@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -32,6 +33,10 @@ type reader struct {
 	buf   *[]byte // nil when empty
 	r, w  int
 	probe [probeSize]byte
+	// canceled makes body reads fail (Request.CancelBody, from another
+	// goroutine); checked after each read deadline is armed, so that a
+	// cancel racing with the arming still wakes the read.
+	canceled atomic.Bool
 }
 
 func (rd *reader) buffered() []byte {
@@ -196,6 +201,9 @@ func (rd *reader) readBodyFill(b *body, idle time.Duration, fill bool) ([]byte, 
 			return nil, nil
 		}
 		rd.setDeadline(idle)
+		if rd.canceled.Load() {
+			return nil, ErrBodyCanceled
+		}
 		n, err := rd.fill(false)
 		if n > 0 {
 			continue

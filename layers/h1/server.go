@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -182,7 +183,7 @@ func (c *ServerConn) HeadTimes() (start, done time.Time) { return c.headStart, c
 // request). It gives the buffers back when empty.
 func (c *ServerConn) Finish() (keepAlive bool) {
 	r := &c.req
-	if !r.body.done || r.failed || !r.wroteFinal || r.closeAfter || r.tunnel {
+	if !r.body.done || r.failed || r.bodyFailed || !r.wroteFinal || r.closeAfter || r.tunnel {
 		c.closing = true
 	}
 	c.served++
@@ -210,6 +211,7 @@ func (c *ServerConn) WriteError(h *msg.Head, body []byte) error {
 	r := &c.req
 	r.head.Reset()
 	r.body.done = true
+	r.bodyEnd.Store(true)
 	r.isHEAD, r.isCONNECT, r.http10, r.reqClose, r.expect100 = false, false, false, true, false
 	h.Close = true
 	err := r.WriteHead(h, body, true)
@@ -220,14 +222,25 @@ func (c *ServerConn) WriteError(h *msg.Head, body []byte) error {
 // Request is one request stream of a ServerConn: its head, its body as
 // framed data, and the writing of its response. It is valid until
 // ServerConn.Finish.
+//
+// The body may be read (ReadBody, ReadBodyBuffered, Trailers) on one
+// goroutine while the response is written (WriteHead, WriteBody, EndBody)
+// on another — a full-duplex exchange; BodyDone and CancelBody may be
+// called from any goroutine. Everything else belongs to the goroutine
+// serving the connection.
 type Request struct {
 	c    *ServerConn
 	head msg.Head
-	body body
+	body body // the reading side's
+
+	// bodyEnd mirrors body.done for the writing side, which decides from
+	// it whether the connection can stay open.
+	bodyEnd    atomic.Bool
+	bodyFailed bool // reading side: the body could not be read whole
 
 	sent100    bool
 	wroteFinal bool
-	failed     bool // a write failed or a response was cut short
+	failed     bool // writing side: a write failed or a response was cut short
 	closeAfter bool // close the connection after the response
 	tunnel     bool
 	out        msg.BodyKind // framing of the response body on the wire
@@ -247,6 +260,8 @@ type Request struct {
 func (r *Request) start(lim Limits) {
 	h := &r.head
 	r.body.reset(h, lim)
+	r.bodyEnd.Store(r.body.done)
+	r.bodyFailed = false
 	r.vbody.reset(h, lim)
 	r.vpos = r.c.rd.r
 	r.sent100, r.wroteFinal, r.failed, r.closeAfter, r.tunnel = false, false, false, false, false
@@ -286,7 +301,7 @@ func (r *Request) WaitBody() (done bool, err error) {
 					vb.done = true
 				case err == ErrIncomplete:
 				case err != nil:
-					r.failed = true
+					r.bodyFailed = true
 					return false, err
 				default:
 					continue
@@ -304,10 +319,10 @@ func (r *Request) WaitBody() (done bool, err error) {
 		case n > 0:
 			continue
 		case err == io.EOF:
-			r.failed = true
+			r.bodyFailed = true
 			return false, ErrTruncated
 		case err != nil:
-			r.failed = true
+			r.bodyFailed = true
 			return false, err
 		}
 	}
@@ -318,10 +333,18 @@ func (r *Request) WaitBody() (done bool, err error) {
 // slices valid.
 func (r *Request) ReadBodyBuffered() ([]byte, error) {
 	p, err := r.c.rd.readBodyFill(&r.body, r.c.o.Client, false)
-	if err != nil && err != io.EOF {
-		r.failed = true
-	}
+	r.bodyRead(err)
 	return p, err
+}
+
+// bodyRead records the outcome of a body read.
+func (r *Request) bodyRead(err error) {
+	switch {
+	case err == io.EOF:
+		r.bodyEnd.Store(true)
+	case err != nil:
+		r.bodyFailed = true
+	}
 }
 
 // Head is the request head. Its slices point into the stage's buffer: they
@@ -332,7 +355,7 @@ func (r *Request) Head() *msg.Head { return &r.head }
 // Continue sends "100 Continue" when the client asked for it and it was not
 // sent yet; the session calls it when it decides to read the body.
 func (r *Request) Continue() error {
-	if !r.expect100 || r.sent100 || r.wroteFinal || r.body.done {
+	if !r.expect100 || r.sent100 || r.wroteFinal || r.bodyEnd.Load() {
 		return nil
 	}
 	r.sent100 = true
@@ -345,14 +368,27 @@ var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // call), or io.EOF at its end, with the trailers then in Trailers.
 func (r *Request) ReadBody() ([]byte, error) {
 	p, err := r.c.rd.readBody(&r.body, r.c.o.Client)
-	if err != nil && err != io.EOF {
-		r.failed = true
-	}
+	r.bodyRead(err)
 	return p, err
 }
 
 // BodyDone reports whether the request body was read to its end.
-func (r *Request) BodyDone() bool { return r.body.done }
+func (r *Request) BodyDone() bool { return r.bodyEnd.Load() }
+
+// ErrBodyCanceled is returned by a body read after CancelBody.
+var ErrBodyCanceled = errors.New("h1: request body read canceled")
+
+// CancelBody makes a ReadBody blocked on another goroutine return
+// ErrBodyCanceled, and every later one: the session gave up on the rest of
+// the body (a server answered early). The connection then closes after
+// the response, since the rest of the body is unread.
+func (r *Request) CancelBody() {
+	r.c.rd.canceled.Store(true)
+	r.c.rd.conn.SetReadDeadline(aLongTimeAgo)
+}
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Trailers are the request's trailers, once ReadBody returned io.EOF.
 func (r *Request) Trailers() msg.Fields { return r.body.dec.Trailers }
@@ -401,7 +437,7 @@ func (r *Request) WriteHead(h *msg.Head, body []byte, end bool) error {
 		r.out = msg.BodyUntilClose
 		r.closeAfter = true
 	}
-	if h.Close || r.reqClose || r.c.closing || !r.body.done {
+	if h.Close || r.reqClose || r.c.closing || !r.bodyEnd.Load() {
 		// An unread body would be taken for the next request.
 		r.closeAfter = true
 	}
