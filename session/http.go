@@ -199,7 +199,14 @@ type httpConn struct {
 }
 
 func (c *httpConn) serve() {
-	conn, err := c.runStages()
+	var conn net.Conn
+	var err error
+	done := make(chan struct{})
+	go func() {
+		conn, err = c.runStages()
+		close(done)
+	}()
+	<-done
 	if err != nil {
 		c.s.reset()
 		c.s.term = err
@@ -375,6 +382,11 @@ type httpSession struct {
 	headStart time.Time
 }
 
+// reset is kept out of line: it builds a whole session value, whose
+// temporary would otherwise sit in the frame of the connection's loop, and
+// so on the stack of every idle connection.
+//
+//go:noinline
 func (s *httpSession) reset() {
 	c := s.c
 	arena, tried, local, logb, upl := s.arena[:0], s.tried[:0], s.local, s.method[:0], s.upl
