@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -184,10 +185,15 @@ func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 // httpConn is one client connection in HTTP mode. The goroutine running
 // Serve owns it; the fields under mu are shared with Shutdown.
 type httpConn struct {
-	f   *HTTPFrontend
-	in  *layers.Initiator
-	mux httpMux
-	s   httpSession // reused for each request: the sessions of a connection follow each other
+	f    *HTTPFrontend
+	in   *layers.Initiator
+	mux  httpMux
+	conn net.Conn    // the client connection after the front stages
+	s    httpSession // reused for each request: the sessions of a connection follow each other
+	// parked: the session found the connection idle (h1.ErrIdle); the
+	// worker hands it over. panicked: a worker's panic.
+	parked   bool
+	panicked *workerPanic
 
 	mu      sync.Mutex
 	cli     net.Conn // outermost client connection
@@ -198,32 +204,101 @@ type httpConn struct {
 	cause   error
 }
 
+// Two goroutines take turns serving a connection. The one Serve runs on
+// (the connection's) only waits: for the other, the worker, which runs the
+// front stages and the requests; and, while the connection is idle
+// between requests, for the client. A TLS handshake grows a goroutine's
+// stack to 16–32 KiB and a request to about 8 KiB, and a parked goroutine
+// keeps its stack until a GC shrinks it, by half at most each time: that
+// stack was most of an idle keep-alive connection's memory. So a worker
+// that waited idleGrace for a next request in vain ends (its stack goes
+// back to the runtime) and the connection's goroutine, whose stack stays
+// small, waits on (h1.ServerConn.WaitIdle), then starts a new worker.
+// A busy connection keeps its worker: no cost per request.
+//
+// The worker owns the connection's state while it runs; the hand-overs
+// are the go statement and the channel.
+
+// idleGrace is how long a worker waits for a next request before it hands
+// the idle connection over.
+const idleGrace = 50 * time.Millisecond
+
+// idleWaiter is a front mux stage that can hand an idle connection over:
+// its Next returns h1.ErrIdle after the grace, and WaitIdle goes on with
+// the wait.
+type idleWaiter interface{ WaitIdle() }
+
 func (c *httpConn) serve() {
-	var conn net.Conn
-	var err error
-	done := make(chan struct{})
-	go func() {
-		conn, err = c.runStages()
-		close(done)
-	}()
-	<-done
-	if err != nil {
-		c.s.reset()
-		c.s.term = err
-		c.s.log()
-		return
+	done := make(chan bool, 1)
+	go c.work(done, true)
+	for <-done {
+		w, ok := c.mux.(idleWaiter)
+		if !ok || !c.setIdle(true) {
+			c.end() // draining
+			break
+		}
+		w.WaitIdle()
+		go c.work(done, false)
 	}
-	c.mux = c.f.newMux(c.in, conn)
-	defer c.mux.Close()
+	if p := c.panicked; p != nil {
+		panic(p) // for the listener's recover, which logs it
+	}
+}
+
+// work runs the front stages (first) and then requests until the
+// connection ends, or idles (then it reports true on done).
+func (c *httpConn) work(done chan<- bool, first bool) {
+	idle := false
+	defer func() {
+		if p := recover(); p != nil {
+			c.panicked = &workerPanic{value: p, stack: debug.Stack()}
+			idle = false
+		}
+		done <- idle
+	}()
+	if first {
+		conn, err := c.runStages()
+		if err != nil {
+			c.s.reset()
+			c.s.term = err
+			c.s.log()
+			return
+		}
+		c.conn = conn
+		c.mux = c.f.newMux(c.in, conn)
+	}
 	for {
 		c.s.reset()
 		if !c.s.serve() {
 			break
 		}
 	}
-	if c.linger && c.abortCause() == nil {
-		lingerClose(conn)
+	if c.parked {
+		c.parked = false
+		idle = true
+		return
 	}
+	c.end()
+}
+
+// end gives back the mux stage's buffers and closes lingering when an
+// error response asked for it.
+func (c *httpConn) end() {
+	c.mux.Close()
+	if c.linger && c.abortCause() == nil {
+		lingerClose(c.conn)
+	}
+}
+
+// workerPanic is a panic of a worker goroutine, raised again on the
+// connection's goroutine with the worker's stack.
+type workerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *workerPanic) String() string {
+	return fmt.Sprintf("%v\n\nworker goroutine:\n%s", p.value, p.stack)
 }
 
 // Lingering close: after an error response that closes the connection,
@@ -409,6 +484,10 @@ func (s *httpSession) serve() bool {
 	res := s.runRequest()
 	if res.action == resAbort && res.status == 0 && res.err == nil {
 		return false // the connection ended between requests
+	}
+	if res.action == resIdle {
+		s.c.parked = true // handed over idle (see httpConn.serve)
+		return false
 	}
 	if !s.started() {
 		if st, _ := s.c.mux.HeadTimes(); !st.IsZero() {

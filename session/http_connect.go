@@ -235,10 +235,27 @@ func (s *httpSession) sendRequest() (sentBody bool, err error) {
 		return len(first) > 0, err
 	}
 	s.rec.BytesIn += int64(len(first))
-	// The rest of the body flows while the response is read
-	// (http_upload.go).
-	s.startUpload()
-	return true, nil
+	// The rest of what is buffered (the next chunks of a small chunked
+	// body) goes now; only a body still incomplete after it flows on while
+	// the response is read (http_upload.go).
+	for {
+		p, rerr := st.ReadBodyBuffered()
+		if len(p) > 0 {
+			if err := up.WriteBody(p); err != nil {
+				return true, err
+			}
+			s.rec.BytesIn += int64(len(p))
+		}
+		switch {
+		case rerr == io.EOF:
+			return true, up.EndBody(st.Trailers())
+		case rerr != nil:
+			return true, &clientSideError{rerr}
+		case p == nil:
+			s.startUpload()
+			return true, nil
+		}
+	}
 }
 
 // readResponseHead reads response heads until the final one, forwarding

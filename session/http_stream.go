@@ -108,6 +108,7 @@ func (f *HTTPFrontend) newMux(in *layers.Initiator, conn net.Conn) httpMux {
 		KeepAlive: f.o.Timeouts.KeepAlive,
 		Client:    f.o.Timeouts.Client,
 		Start:     in.Accepted,
+		Grace:     idleGrace,
 	})}
 }
 

@@ -32,6 +32,7 @@ type reader struct {
 	pool  *layers.BufferPool
 	buf   *[]byte // nil when empty
 	r, w  int
+	err   error // a read error kept for the next fill (ServerConn.WaitIdle)
 	probe [probeSize]byte
 	// canceled makes body reads fail (Request.CancelBody, from another
 	// goroutine); checked after each read deadline is armed, so that a
@@ -78,6 +79,10 @@ func (rd *reader) setDeadline(d time.Duration) {
 // start when the end is reached (slices into the buffer then go stale). It
 // returns errBufferFull when the unconsumed bytes fill the whole buffer.
 func (rd *reader) fill(useProbe bool) (int, error) {
+	if err := rd.err; err != nil {
+		rd.err = nil
+		return 0, err
+	}
 	if rd.buf != nil && rd.r == rd.w {
 		rd.r, rd.w = 0, 0
 		if useProbe {

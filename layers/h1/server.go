@@ -31,6 +31,9 @@ type ServerOptions struct {
 	// Start is when the connection was accepted: the first request's head
 	// timer starts there.
 	Start time.Time
+	// Grace bounds the wait for the first byte of a request on the calling
+	// goroutine: when it passes, Next returns ErrIdle (0: never).
+	Grace time.Duration
 }
 
 // Errors of the request-head wait, as *layers.StageError so that their
@@ -44,6 +47,15 @@ var (
 	// ErrClientAborted: the client closed the connection inside a head.
 	ErrClientAborted = &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: errors.New("closed inside the request head")}
 )
+
+// ErrIdle is returned by Next when ServerOptions.Grace passed with no byte
+// of a request: the connection is idle, and no timeout of its own passed.
+// The goroutine that served the connection so far has a stack grown by the
+// TLS handshake and the requests, which a parked goroutine keeps until a
+// GC shrinks it; the caller can leave the rest of the wait to a goroutine
+// with a small stack, which calls WaitIdle and hands the connection back
+// for Next.
+var ErrIdle = errors.New("h1: connection idle")
 
 // ServerConn is the HTTP/1 mux stage of one client connection (DESIGN.md
 // §1 step 3): it parses requests from the connection in order, pipelined
@@ -62,7 +74,9 @@ type ServerConn struct {
 	served    int       // requests finished
 	headStart time.Time // the current head's first byte (zero: none yet)
 	headDone  time.Time
-	closing   bool // no request after the current one
+	waitStart time.Time // when the wait for a later request began
+	waitUntil time.Time // the deadline of the wait for the current head (zero: none)
+	closing   bool      // no request after the current one
 }
 
 // NewServerConn makes the mux stage for conn.
@@ -97,22 +111,33 @@ func (c *ServerConn) Next() (*Request, error) {
 		}
 	}
 	first := c.served == 0
+	var until time.Time
 	switch {
 	case !c.headStart.IsZero():
-		c.rd.conn.SetReadDeadline(c.deadline(c.headStart))
+		until = c.deadline(c.headStart)
 	case first:
-		c.rd.conn.SetReadDeadline(c.deadline(c.o.Start))
+		until = c.deadline(c.o.Start)
 	default:
-		c.rd.setDeadline(c.o.KeepAlive)
+		if c.waitStart.IsZero() {
+			c.waitStart = time.Now()
+		}
+		if c.o.KeepAlive > 0 {
+			until = c.waitStart.Add(c.o.KeepAlive)
+		}
 	}
+	c.waitUntil = until
+	// Waiting for a request's first byte, the grace may end the wait
+	// here first (ErrIdle).
+	var grace time.Time
+	if c.o.Grace > 0 && c.headStart.IsZero() && len(c.rd.buffered()) == 0 && c.rd.err == nil {
+		if g := time.Now().Add(c.o.Grace); until.IsZero() || g.Before(until) {
+			grace, until = g, g
+		}
+	}
+	c.rd.conn.SetReadDeadline(until)
 	n, err := c.rd.fill(true)
 	if n > 0 {
-		if c.headStart.IsZero() {
-			c.headStart = time.Now()
-			if first && !c.o.Start.IsZero() {
-				c.headStart = c.o.Start
-			}
-		}
+		c.gotBytes(first)
 		if r, perr := c.parse(); r != nil || perr != nil {
 			return r, perr
 		}
@@ -123,6 +148,9 @@ func (c *ServerConn) Next() (*Request, error) {
 	case errors.Is(err, errBufferFull):
 		return nil, errHeadTooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if n == 0 && !grace.IsZero() && !time.Now().Before(grace) {
+			return nil, ErrIdle
+		}
 		if c.headStart.IsZero() && !first {
 			return nil, ErrKeepAliveTimeout
 		}
@@ -134,6 +162,30 @@ func (c *ServerConn) Next() (*Request, error) {
 		return nil, ErrClientAborted
 	}
 	return nil, err
+}
+
+// gotBytes starts the head timer when a request's first bytes arrived.
+func (c *ServerConn) gotBytes(first bool) {
+	if c.headStart.IsZero() {
+		c.headStart = time.Now()
+		if first && !c.o.Start.IsZero() {
+			c.headStart = c.o.Start
+		}
+	}
+}
+
+// WaitIdle goes on with the wait that Next ended with ErrIdle, until the
+// deadline Next had, reading into the small probe: no pooled buffer is
+// taken until bytes arrive. Whatever it gets — bytes, the end of the
+// connection, a timeout, an error — is kept for Next, which must be called
+// next. Meant for a goroutine with a small stack (see ErrIdle).
+func (c *ServerConn) WaitIdle() {
+	c.rd.conn.SetReadDeadline(c.waitUntil)
+	n, err := c.rd.fill(true)
+	if n > 0 {
+		c.gotBytes(c.served == 0)
+	}
+	c.rd.err = err
 }
 
 func (c *ServerConn) deadline(from time.Time) time.Time {
@@ -187,7 +239,7 @@ func (c *ServerConn) Finish() (keepAlive bool) {
 		c.closing = true
 	}
 	c.served++
-	c.headStart, c.headDone = time.Time{}, time.Time{}
+	c.headStart, c.headDone, c.waitStart = time.Time{}, time.Time{}, time.Time{}
 	r.head.Reset()
 	c.wr.release()
 	c.rd.release()
@@ -339,10 +391,10 @@ func (r *Request) ReadBodyBuffered() ([]byte, error) {
 
 // bodyRead records the outcome of a body read.
 func (r *Request) bodyRead(err error) {
-	switch {
-	case err == io.EOF:
-		r.bodyEnd.Store(true)
-	case err != nil:
+	if r.body.done && !r.bodyEnd.Load() {
+		r.bodyEnd.Store(true) // also with the last data, before io.EOF
+	}
+	if err != nil && err != io.EOF {
 		r.bodyFailed = true
 	}
 }
