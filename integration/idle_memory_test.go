@@ -354,3 +354,72 @@ func TestIdleMemoryClient(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleHandOverTLS: a TLS keep-alive connection idle past the grace is
+// waited on at the socket (below TLS); requests after it — one, then two
+// pipelined in one TLS record, then two in two records sent together —
+// are all answered in order.
+func TestIdleHandOverTLS(t *testing.T) {
+	p := newPKI(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	backend := ln.Addr().String()
+	cert, key := p.issue(t, "front", certs.IssueOptions{}, "localhost")
+	addr := freeAddr(t)
+	startStrata(t, fmt.Sprintf(`frontends:
+  web:
+    bind: %q
+    mode: http
+    tls: { certificates: [ { cert: %q, key: %q } ] }
+    default_backend: app
+backends:
+  app:
+    servers: [ { address: %q } ]
+`, addr, cert, key, backend))
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	expect := func(path string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "ok "+path {
+			t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n" }
+	for round := range 3 {
+		time.Sleep(200 * time.Millisecond) // longer than the grace: handed over
+		switch round {
+		case 0:
+			io.WriteString(c, req("/a"))
+			expect("/a")
+		case 1:
+			io.WriteString(c, req("/b")+req("/c")) // one record
+			expect("/b")
+			expect("/c")
+		case 2:
+			// Two records sent back to back: the second may wait in the
+			// TLS layer rather than in the socket when /d is done.
+			io.WriteString(c, req("/d"))
+			io.WriteString(c, req("/e"))
+			expect("/d")
+			expect("/e")
+		}
+	}
+}

@@ -237,6 +237,7 @@ func (c *httpConn) serve() {
 			c.end() // draining
 			break
 		}
+		c.s.shed()
 		w.WaitIdle()
 		go c.work(done, false)
 	}
@@ -467,6 +468,13 @@ func (s *httpSession) reset() {
 	arena, tried, local, logb, upl := s.arena[:0], s.tried[:0], s.local, s.method[:0], s.upl
 	local.Reset()
 	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb, upl: upl}
+}
+
+// shed gives back the scratch memory requests grew (kept from request to
+// request while the connection is busy) when it idles.
+func (s *httpSession) shed() {
+	s.arena, s.tried, s.method = nil, nil, nil
+	s.local.Fields = nil
 }
 
 func (s *httpSession) started() bool { return s.st != nil || !s.headStart.IsZero() }

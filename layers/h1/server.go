@@ -89,6 +89,11 @@ func NewServerConn(conn net.Conn, o ServerOptions) *ServerConn {
 	}
 	c := &ServerConn{o: o}
 	c.rd.conn, c.rd.pool = conn, o.Buffers
+	if o.Grace > 0 && canPeek {
+		if c.rd.raw = rawSocket(conn); c.rd.raw != nil {
+			c.rd.waitInPool = true
+		}
+	}
 	c.wr.conn, c.wr.pool, c.wr.idle = conn, o.Buffers, o.Client
 	c.req.c = c
 	return c
@@ -175,12 +180,20 @@ func (c *ServerConn) gotBytes(first bool) {
 }
 
 // WaitIdle goes on with the wait that Next ended with ErrIdle, until the
-// deadline Next had, reading into the small probe: no pooled buffer is
-// taken until bytes arrive. Whatever it gets — bytes, the end of the
-// connection, a timeout, an error — is kept for Next, which must be called
-// next. Meant for a goroutine with a small stack (see ErrIdle).
+// deadline Next had, holding no pooled buffer: on the TCP socket itself
+// when nothing buffers above it (plain or TLS over TCP), else reading
+// into the small probe. Next, which must be called next, reads (or finds)
+// what came: bytes, the end of the connection, a timeout, an error. It
+// first gives back the memory the last request grew (its head's field
+// list, trailers). Meant for a goroutine with a small stack (see ErrIdle).
 func (c *ServerConn) WaitIdle() {
+	r := &c.req
+	r.head.Fields, r.body.dec.Trailers, r.vbody.dec.Trailers = nil, nil, nil
 	c.rd.conn.SetReadDeadline(c.waitUntil)
+	if c.rd.raw != nil {
+		c.rd.waitReadable() // Next's read finds what it was
+		return
+	}
 	n, err := c.rd.fill(true)
 	if n > 0 {
 		c.gotBytes(c.served == 0)
