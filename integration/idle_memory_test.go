@@ -45,7 +45,7 @@ const (
 	// idleBound is the bound the test asserts on the live memory (heap and
 	// stacks, after a GC) per idle connection: generous, so that the test
 	// is not flaky; the figure itself is printed.
-	idleBound = 32 << 10
+	idleBound = 16 << 10
 )
 
 // memSnapshot is the process's memory at one moment.

@@ -185,14 +185,13 @@ func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 // httpConn is one client connection in HTTP mode. The goroutine running
 // Serve owns it; the fields under mu are shared with Shutdown.
 type httpConn struct {
-	f    *HTTPFrontend
-	in   *layers.Initiator
-	mux  httpMux
-	conn net.Conn    // the client connection after the front stages
-	s    httpSession // reused for each request: the sessions of a connection follow each other
-	// parked: the session found the connection idle (h1.ErrIdle); the
-	// worker hands it over. panicked: a worker's panic.
-	parked   bool
+	f   *HTTPFrontend
+	in  *layers.Initiator
+	mux httpMux
+	s   httpSession // reused for each request: the sessions of a connection follow each other
+	// turn is held by the worker goroutine while it runs (see serve);
+	// panicked is a worker's panic.
+	turn     sync.Mutex
 	panicked *workerPanic
 
 	mu      sync.Mutex
@@ -200,6 +199,7 @@ type httpConn struct {
 	srv     net.Conn // the server connection in use, if any
 	idle    bool     // waiting for a request with none started
 	linger  bool     // an error response closes the connection (owner only)
+	parked  bool     // the session found the connection idle (h1.ErrIdle): the worker hands it over (owner only)
 	aborted bool
 	cause   error
 }
@@ -229,9 +229,17 @@ const idleGrace = 50 * time.Millisecond
 type idleWaiter interface{ WaitIdle() }
 
 func (c *httpConn) serve() {
-	done := make(chan bool, 1)
-	go c.work(done, true)
-	for <-done {
+	// The worker unlocks turn when it ends or parks the connection: the
+	// hand-over back (a Mutex may be unlocked by another goroutine than
+	// the one that locked it).
+	c.turn.Lock()
+	go c.work(true)
+	for {
+		c.turn.Lock()
+		if !c.parked {
+			break
+		}
+		c.parked = false
 		w, ok := c.mux.(idleWaiter)
 		if !ok || !c.setIdle(true) {
 			c.end() // draining
@@ -239,23 +247,23 @@ func (c *httpConn) serve() {
 		}
 		c.s.shed()
 		w.WaitIdle()
-		go c.work(done, false)
+		go c.work(false)
 	}
+	c.turn.Unlock()
 	if p := c.panicked; p != nil {
 		panic(p) // for the listener's recover, which logs it
 	}
 }
 
 // work runs the front stages (first) and then requests until the
-// connection ends, or idles (then it reports true on done).
-func (c *httpConn) work(done chan<- bool, first bool) {
-	idle := false
+// connection ends, or idles (then c.parked is set).
+func (c *httpConn) work(first bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.panicked = &workerPanic{value: p, stack: debug.Stack()}
-			idle = false
+			c.parked = false
 		}
-		done <- idle
+		c.turn.Unlock()
 	}()
 	if first {
 		conn, err := c.runStages()
@@ -265,7 +273,6 @@ func (c *httpConn) work(done chan<- bool, first bool) {
 			c.s.log()
 			return
 		}
-		c.conn = conn
 		c.mux = c.f.newMux(c.in, conn)
 	}
 	for {
@@ -274,12 +281,9 @@ func (c *httpConn) work(done chan<- bool, first bool) {
 			break
 		}
 	}
-	if c.parked {
-		c.parked = false
-		idle = true
-		return
+	if !c.parked {
+		c.end()
 	}
-	c.end()
 }
 
 // end gives back the mux stage's buffers and closes lingering when an
@@ -287,7 +291,10 @@ func (c *httpConn) work(done chan<- bool, first bool) {
 func (c *httpConn) end() {
 	c.mux.Close()
 	if c.linger && c.abortCause() == nil {
-		lingerClose(c.conn)
+		c.mu.Lock()
+		conn := c.cli
+		c.mu.Unlock()
+		lingerClose(conn)
 	}
 }
 
