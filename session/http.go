@@ -615,7 +615,7 @@ func (s *httpSession) finishUpstream() {
 	if s.up == nil {
 		return
 	}
-	complete, err := s.endUpload()
+	complete, err, _ := s.endUpload()
 	if err != nil && s.term == nil {
 		s.term = err
 	}

@@ -102,9 +102,11 @@ func analyseConnect(s *httpSession) result {
 		if err == nil {
 			return cont
 		}
-		if _, cerr := s.endUpload(); cerr != nil {
+		if _, cerr, serr := s.endUpload(); cerr != nil {
 			s.dropUpstream()
 			return s.clientBodyError(cerr)
+		} else if serr != nil {
+			err = serr // the server read nothing for the server timeout
 		}
 		if errors.Is(err, errClientSide) {
 			return s.clientBodyError(err)

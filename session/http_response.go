@@ -136,12 +136,14 @@ func (s *httpSession) forwardResponse() {
 				d = left
 				continue
 			}
-			if _, cerr := s.endUpload(); cerr != nil {
+			if _, cerr, serr := s.endUpload(); cerr != nil {
 				// The client's body failed: the copier aborted the server
 				// connection, which is why its read failed.
 				s.term = cerr
 				s.dropUpstream()
 				return
+			} else if serr != nil {
+				err = serr
 			}
 			if isTimeout(err) {
 				s.term = &layers.StageError{Side: layers.SideServer, Stage: "http response", Phase: layers.PhaseData, Err: layers.ErrTimeout}
@@ -174,7 +176,7 @@ func (s *httpSession) tunnel() {
 		// A body sent with the upgrade request must be whole before the
 		// connection becomes a tunnel.
 		s.upl.wg.Wait()
-		if complete, err := s.endUpload(); !complete {
+		if complete, err, _ := s.endUpload(); !complete {
 			s.term = err
 			if err == nil {
 				s.term = &layers.StageError{Side: layers.SideServer, Stage: "http request", Phase: layers.PhaseData, Err: errors.New("request body not sent whole")}

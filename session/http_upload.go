@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +47,10 @@ type uploader struct {
 	st      HTTPStream
 	up      upstream
 
-	n   int64 // body bytes written to the server
-	err error // what ended the copy early: *clientSideError, or the server's write error
+	n        int64 // body bytes written to the server
+	err      error // what ended the copy early: *clientSideError, or the server's write error
+	timedOut bool // the server read nothing for the server timeout
+	panicked *workerPanic
 
 	done     atomic.Bool  // the copier returned
 	last     atomic.Int64 // unix ns of the copier's end (0 while it runs)
@@ -78,6 +81,12 @@ func (s *httpSession) startUpload() {
 func (u *uploader) run() {
 	defer u.wg.Done()
 	defer func() {
+		if p := recover(); p != nil {
+			// Raised again on the session's goroutine (endUpload).
+			u.panicked = &workerPanic{value: p, stack: debug.Stack()}
+			u.err = errors.New("uploader panicked")
+			u.up.Conn().Close()
+		}
 		u.last.Store(time.Now().UnixNano())
 		u.done.Store(true)
 	}()
@@ -85,14 +94,16 @@ func (u *uploader) run() {
 		p, rerr := u.st.ReadBody()
 		if len(p) > 0 {
 			if err := u.up.WriteBody(p); err != nil {
-				u.err = err
+				u.serverFailed(err)
 				return
 			}
 			u.n += int64(len(p))
 		}
 		switch {
 		case rerr == io.EOF:
-			u.err = u.up.EndBody(u.st.Trailers())
+			if err := u.up.EndBody(u.st.Trailers()); err != nil {
+				u.serverFailed(err)
+			}
 			return
 		case rerr != nil && u.stopping.Load():
 			u.err = rerr // the session's cancel, not the client's error
@@ -104,6 +115,19 @@ func (u *uploader) run() {
 			u.up.Conn().Close()
 			return
 		}
+	}
+}
+
+// serverFailed records a failed write to the server. A server that read
+// nothing for the server timeout will not answer either: its connection
+// is closed, which ends the session's wait for the response (504). Any
+// other failure (the server closed after an early answer) leaves the
+// response to be read.
+func (u *uploader) serverFailed(err error) {
+	u.err = err
+	if isTimeout(err) && !u.stopping.Load() {
+		u.timedOut = true
+		u.up.Conn().Close()
 	}
 }
 
@@ -131,11 +155,12 @@ func (s *httpSession) waitMore(err error, d time.Duration) (more bool, left time
 // (the response is over, or failed): the rest of the body is abandoned,
 // the server connection closed and the client connection marked to close
 // after a lingering close. complete reports whether the whole request
-// reached the server; clientErr is the client body error that ended the
-// copy, as the termination to log.
-func (s *httpSession) endUpload() (complete bool, clientErr error) {
+// reached the server. clientErr is the client body error that ended the
+// copy, as the termination to log ("client http body: …"); serverErr is
+// the server write timeout that ended it (the session answers 504).
+func (s *httpSession) endUpload() (complete bool, clientErr, serverErr error) {
 	if !s.uploading() {
-		return true, nil
+		return true, nil, nil
 	}
 	u := s.upl
 	if !u.done.Load() {
@@ -147,17 +172,26 @@ func (s *httpSession) endUpload() (complete bool, clientErr error) {
 	}
 	u.wg.Wait()
 	u.running, u.st, u.up = false, nil, nil
+	timedOut := u.timedOut
+	u.timedOut = false
 	s.rec.BytesIn += u.n
+	if p := u.panicked; p != nil {
+		u.panicked = nil
+		panic(p)
+	}
+	stopped := u.stopping.Load()
 	switch {
 	case errors.Is(u.err, errClientSide):
-		return false, clientBodyTermination(u.err)
-	case u.err == nil && !u.stopping.Load():
-		return true, nil
+		return false, clientBodyTermination(u.err), nil
+	case u.err == nil && !stopped:
+		return true, nil, nil
+	case timedOut:
+		serverErr = u.err
 	}
 	if !s.st.BodyDone() {
 		s.c.linger = true
 	}
-	return false, nil
+	return false, nil, serverErr
 }
 
 // clientBodyTermination is the termination of a request body the client

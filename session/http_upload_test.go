@@ -260,3 +260,66 @@ func TestHTTPLateFramingError(t *testing.T) {
 		t.Errorf("the server saw the end of the body or the bad chunk: %q", body[max(0, len(body)-64):])
 	}
 }
+
+// TestHTTPUploadTimeouts: the client and server timeouts still bound a
+// body that is streamed while the response is awaited.
+func TestHTTPUploadTimeouts(t *testing.T) {
+	checkGoroutines(t)
+	const d = 300 * time.Millisecond
+	t.Run("client stalls in the body", func(t *testing.T) {
+		rs := &recordingServer{done: make(chan struct{}, 4)}
+		b := newBackend(t, "app", "", 0, startServer(t, rs.handle))
+		h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b, Timeouts: HTTPTimeouts{Client: d, Server: 10 * time.Second}})
+		c := h.dial(t)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+		c.Write(bytes.Repeat([]byte("b"), 64<<10)) // then nothing
+		start := time.Now()
+		resp, _ := readResponse(t, bufio.NewReader(c), "POST")
+		took := time.Since(start)
+		if resp.StatusCode != 408 {
+			t.Fatalf("status %d, want 408", resp.StatusCode)
+		}
+		if took < d-50*time.Millisecond || took > d+time.Second {
+			t.Errorf("answered after %v, want about %v", took, d)
+		}
+		wantRecord(t, h.record(t), map[string]any{"status": 408.0, "term": "client http body timeout"})
+		select {
+		case <-rs.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server connection was not closed")
+		}
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if _, body, _ := strings.Cut(rs.got[0].String(), "\r\n\r\n"); len(body) >= 1<<20 {
+			t.Errorf("the server got the whole body")
+		}
+	})
+	t.Run("server stops reading", func(t *testing.T) {
+		stuck := make(chan struct{})
+		addr := startServer(t, func(c *net.TCPConn) {
+			c.Read(make([]byte, 100)) // the head, then nothing more
+			<-stuck
+		})
+		t.Cleanup(func() { close(stuck) })
+		b := newBackend(t, "app", "", 0, addr)
+		h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b, Timeouts: HTTPTimeouts{Client: 10 * time.Second, Server: d}})
+		c := h.dial(t)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		const size = 256 << 20 // more than the socket buffers take
+		fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			io.Copy(c, newPattern(2, size))
+		}()
+		resp, _ := readResponse(t, bufio.NewReader(c), "POST")
+		if resp.StatusCode != 504 {
+			t.Fatalf("status %d, want 504", resp.StatusCode)
+		}
+		c.Close()
+		wg.Wait()
+		wantRecord(t, h.record(t), map[string]any{"status": 504.0, "term": "server http response timeout"})
+	})
+}
