@@ -49,7 +49,7 @@ type uploader struct {
 
 	n        int64 // body bytes written to the server
 	err      error // what ended the copy early: *clientSideError, or the server's write error
-	timedOut bool // the server read nothing for the server timeout
+	timedOut bool  // the server read nothing for the server timeout
 	panicked *workerPanic
 
 	done     atomic.Bool  // the copier returned
