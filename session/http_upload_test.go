@@ -323,3 +323,43 @@ func TestHTTPUploadTimeouts(t *testing.T) {
 		wantRecord(t, h.record(t), map[string]any{"status": 504.0, "term": "server http response timeout"})
 	})
 }
+
+// TestHTTPLateFramingErrorAfterResponse: the chunked framing breaks while
+// the server already streams its answer (an echo): the server connection
+// is aborted, the response to the client is cut short (no last chunk), and
+// the log names the client's body.
+func TestHTTPLateFramingErrorAfterResponse(t *testing.T) {
+	checkGoroutines(t)
+	be := startHTTPBackend(t, echoBackend)
+	b := newBackend(t, "app", "", 0, be.addr())
+	h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b, Timeouts: HTTPTimeouts{Client: 10 * time.Second, Server: 10 * time.Second}})
+	c := h.dial(t)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	chunk := bytes.Repeat([]byte("e"), 4096)
+	br := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	for range 64 {
+		fmt.Fprintf(w, "%x\r\n", len(chunk))
+		w.Write(chunk)
+		w.WriteString("\r\n")
+	}
+	w.Flush()
+	resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	io.WriteString(c, "zz\r\nbad\r\n0\r\n\r\n")
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil {
+		t.Fatalf("the response ended normally after %d bytes: want it cut short", n)
+	}
+	r := h.record(t)
+	if term, _ := r["term"].(string); !strings.HasPrefix(term, "client http body: ") {
+		t.Errorf("term %q, want client http body: <cause>", term)
+	}
+	t.Logf("status %v, term %q", r["status"], r["term"])
+}
