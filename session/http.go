@@ -217,7 +217,7 @@ type httpConn struct {
 // A busy connection keeps its worker: no cost per request.
 //
 // The worker owns the connection's state while it runs; the hand-overs
-// are the go statement and the channel.
+// are the go statement and the turn mutex.
 
 // idleGrace is how long a worker waits for a next request before it hands
 // the idle connection over.

@@ -326,6 +326,7 @@ func (r *Request) start(lim Limits) {
 	h := &r.head
 	r.body.reset(h, lim)
 	r.bodyEnd.Store(r.body.done)
+	r.c.rd.canceled.Store(false) // a cancel was for an earlier request
 	r.bodyFailed = false
 	r.vbody.reset(h, lim)
 	r.vpos = r.c.rd.r
@@ -444,9 +445,10 @@ func (r *Request) BodyDone() bool { return r.bodyEnd.Load() }
 var ErrBodyCanceled = errors.New("h1: request body read canceled")
 
 // CancelBody makes a ReadBody blocked on another goroutine return
-// ErrBodyCanceled, and every later one: the session gave up on the rest of
-// the body (a server answered early). The connection then closes after
-// the response, since the rest of the body is unread.
+// ErrBodyCanceled, and every later body read of this request: the session
+// gave up on the rest of the body (a server answered early). The
+// connection then closes after the response, since the rest of the body
+// is unread.
 func (r *Request) CancelBody() {
 	r.c.rd.canceled.Store(true)
 	r.c.rd.conn.SetReadDeadline(aLongTimeAgo)
