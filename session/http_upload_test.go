@@ -204,6 +204,20 @@ func (rs *recordingServer) handle(c *net.TCPConn) {
 	}
 }
 
+// writeChunks writes 256 KiB of valid chunks of b (many buffers' worth),
+// then tail.
+func writeChunks(c net.Conn, b byte, tail string) error {
+	chunk := bytes.Repeat([]byte{b}, 4096)
+	w := bufio.NewWriter(c)
+	for range 64 {
+		fmt.Fprintf(w, "%x\r\n", len(chunk))
+		w.Write(chunk)
+		w.WriteString("\r\n")
+	}
+	w.WriteString(tail)
+	return w.Flush()
+}
+
 // TestHTTPLateFramingError: a chunked body whose framing breaks far past
 // the first buffer, after the server got part of it. The server
 // connection is aborted (the server never sees a terminated request), the
@@ -218,15 +232,7 @@ func TestHTTPLateFramingError(t *testing.T) {
 	c := h.dial(t)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-	chunk := bytes.Repeat([]byte("a"), 4096)
-	w := bufio.NewWriter(c)
-	for range 64 { // 256 KiB of valid chunks, many buffers' worth
-		fmt.Fprintf(w, "%x\r\n", len(chunk))
-		w.Write(chunk)
-		w.WriteString("\r\n")
-	}
-	w.WriteString("zz\r\nbad\r\n0\r\n\r\n") // an invalid chunk size
-	if err := w.Flush(); err != nil {
+	if err := writeChunks(c, 'a', "zz\r\nbad\r\n0\r\n\r\n"); err != nil { // an invalid chunk size
 		t.Fatal(err)
 	}
 	resp, _ := readResponse(t, bufio.NewReader(c), "POST")
@@ -336,15 +342,10 @@ func TestHTTPLateFramingErrorAfterResponse(t *testing.T) {
 	c := h.dial(t)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-	chunk := bytes.Repeat([]byte("e"), 4096)
 	br := bufio.NewReader(c)
-	w := bufio.NewWriter(c)
-	for range 64 {
-		fmt.Fprintf(w, "%x\r\n", len(chunk))
-		w.Write(chunk)
-		w.WriteString("\r\n")
+	if err := writeChunks(c, 'e', ""); err != nil {
+		t.Fatal(err)
 	}
-	w.Flush()
 	resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
 	if err != nil {
 		t.Fatal(err)
