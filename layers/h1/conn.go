@@ -38,16 +38,16 @@ type reader struct {
 	r, w  int
 	err   error // a read error kept for the next fill (ServerConn.WaitIdle)
 	probe *[probeSize]byte
+	raw   syscall.RawConn // the TCP socket under conn, when nothing buffers in between
+	// canceled makes body reads fail (Request.CancelBody, from another
+	// goroutine); checked after each read deadline is armed, so that a
+	// cancel racing with the arming still wakes the read.
+	canceled atomic.Bool
 	// waitInPool: the wait for a message's first bytes reads straight into
 	// a pooled buffer, given back when nothing came; set when that wait is
 	// short (ServerOptions.Grace) and the rest of it is done on the socket
 	// (raw) without a buffer.
 	waitInPool bool
-	raw        syscall.RawConn // the TCP socket under conn, when nothing buffers in between
-	// canceled makes body reads fail (Request.CancelBody, from another
-	// goroutine); checked after each read deadline is armed, so that a
-	// cancel racing with the arming still wakes the read.
-	canceled atomic.Bool
 }
 
 func (rd *reader) buffered() []byte {
@@ -181,9 +181,9 @@ func (rd *reader) fillAfter() (int, error) {
 
 // body is the framing state of one message body being read.
 type body struct {
-	kind msg.BodyKind
 	left int64 // BodyLength: bytes still to come
 	dec  ChunkedDecoder
+	kind msg.BodyKind
 	done bool
 }
 

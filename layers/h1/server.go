@@ -75,7 +75,6 @@ type ServerConn struct {
 	headStart time.Time // the current head's first byte (zero: none yet)
 	headDone  time.Time
 	waitStart time.Time // when the wait for a later request began
-	waitUntil time.Time // the deadline of the wait for the current head (zero: none)
 	closing   bool      // no request after the current one
 }
 
@@ -116,21 +115,7 @@ func (c *ServerConn) Next() (*Request, error) {
 		}
 	}
 	first := c.served == 0
-	var until time.Time
-	switch {
-	case !c.headStart.IsZero():
-		until = c.deadline(c.headStart)
-	case first:
-		until = c.deadline(c.o.Start)
-	default:
-		if c.waitStart.IsZero() {
-			c.waitStart = time.Now()
-		}
-		if c.o.KeepAlive > 0 {
-			until = c.waitStart.Add(c.o.KeepAlive)
-		}
-	}
-	c.waitUntil = until
+	until := c.waitDeadline()
 	// Waiting for a request's first byte, the grace may end the wait
 	// here first (ErrIdle).
 	var grace time.Time
@@ -169,6 +154,26 @@ func (c *ServerConn) Next() (*Request, error) {
 	return nil, err
 }
 
+// waitDeadline is the deadline of the wait for the current head: the
+// http_request timeout from its first byte (from the accept for the first
+// request), or the keep-alive timeout from the end of the last response
+// (zero: none).
+func (c *ServerConn) waitDeadline() time.Time {
+	switch {
+	case !c.headStart.IsZero():
+		return c.deadline(c.headStart)
+	case c.served == 0:
+		return c.deadline(c.o.Start)
+	}
+	if c.waitStart.IsZero() {
+		c.waitStart = time.Now()
+	}
+	if c.o.KeepAlive > 0 {
+		return c.waitStart.Add(c.o.KeepAlive)
+	}
+	return time.Time{}
+}
+
 // gotBytes starts the head timer when a request's first bytes arrived.
 func (c *ServerConn) gotBytes(first bool) {
 	if c.headStart.IsZero() {
@@ -189,7 +194,7 @@ func (c *ServerConn) gotBytes(first bool) {
 func (c *ServerConn) WaitIdle() {
 	r := &c.req
 	r.head.Fields, r.body.dec.Trailers, r.vbody.dec.Trailers = nil, nil, nil
-	c.rd.conn.SetReadDeadline(c.waitUntil)
+	c.rd.conn.SetReadDeadline(c.waitDeadline())
 	if c.rd.raw != nil {
 		c.rd.waitReadable() // Next's read finds what it was
 		return
