@@ -174,7 +174,6 @@ func (f *HTTPFrontend) isDraining() bool { return f.live.isDraining() }
 // it opened that is not pooled; in.Conn is the caller's.
 func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 	c := &httpConn{f: f, in: in}
-	c.s.c = c
 	defer f.live.remove(c)
 	if !f.live.add(c) {
 		return
@@ -188,7 +187,9 @@ type httpConn struct {
 	f   *HTTPFrontend
 	in  *layers.Initiator
 	mux httpMux
-	s   httpSession // reused for each request: the sessions of a connection follow each other
+	// s is reused for each request (the sessions of a connection follow
+	// each other); an idle connection gives it up (see serve).
+	s *httpSession
 	// turn is held by the worker goroutine while it runs (see serve);
 	// panicked is a worker's panic.
 	turn     sync.Mutex
@@ -245,7 +246,7 @@ func (c *httpConn) serve() {
 			c.end() // draining
 			break
 		}
-		c.s.shed()
+		c.s = nil // the next request gets a new one
 		w.WaitIdle()
 		go c.work(false)
 	}
@@ -258,6 +259,9 @@ func (c *httpConn) serve() {
 // work runs the front stages (first) and then requests until the
 // connection ends, or idles (then c.parked is set).
 func (c *httpConn) work(first bool) {
+	if c.s == nil {
+		c.s = &httpSession{c: c}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			c.panicked = &workerPanic{value: p, stack: debug.Stack()}
@@ -475,13 +479,6 @@ func (s *httpSession) reset() {
 	arena, tried, local, logb, upl := s.arena[:0], s.tried[:0], s.local, s.method[:0], s.upl
 	local.Reset()
 	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb, upl: upl}
-}
-
-// shed gives back the scratch memory requests grew (kept from request to
-// request while the connection is busy) when it idles.
-func (s *httpSession) shed() {
-	s.arena, s.tried, s.method = nil, nil, nil
-	s.local.Fields = nil
 }
 
 func (s *httpSession) started() bool { return s.st != nil || !s.headStart.IsZero() }

@@ -69,7 +69,7 @@ type ServerConn struct {
 	o   ServerOptions
 	rd  reader
 	wr  writer
-	req Request
+	req *Request // nil while idle after WaitIdle (request makes it again)
 
 	served    int       // requests finished
 	headStart time.Time // the current head's first byte (zero: none yet)
@@ -94,7 +94,6 @@ func NewServerConn(conn net.Conn, o ServerOptions) *ServerConn {
 		}
 	}
 	c.wr.conn, c.wr.pool, c.wr.idle = conn, o.Buffers, o.Client
-	c.req.c = c
 	return c
 }
 
@@ -189,11 +188,11 @@ func (c *ServerConn) gotBytes(first bool) {
 // when nothing buffers above it (plain or TLS over TCP), else reading
 // into the small probe. Next, which must be called next, reads (or finds)
 // what came: bytes, the end of the connection, a timeout, an error. It
-// first gives back the memory the last request grew (its head's field
-// list, trailers). Meant for a goroutine with a small stack (see ErrIdle).
+// first gives back the request stream's memory (its head and field list,
+// its body decoders), made again for the next request. Meant for a
+// goroutine with a small stack (see ErrIdle).
 func (c *ServerConn) WaitIdle() {
-	r := &c.req
-	r.head.Fields, r.body.dec.Trailers, r.vbody.dec.Trailers = nil, nil, nil
+	c.req = nil
 	c.rd.conn.SetReadDeadline(c.waitDeadline())
 	if c.rd.raw != nil {
 		c.rd.waitReadable() // Next's read finds what it was
@@ -213,10 +212,20 @@ func (c *ServerConn) deadline(from time.Time) time.Time {
 	return from.Add(c.o.Request)
 }
 
+// request is the connection's request stream, made again after WaitIdle
+// gave it up.
+func (c *ServerConn) request() *Request {
+	if c.req == nil {
+		c.req = &Request{c: c}
+	}
+	return c.req
+}
+
 // parse tries to parse a head from the buffered bytes.
 func (c *ServerConn) parse() (*Request, error) {
 	b := c.rd.buffered()
-	n, err := ParseRequestHead(b, &c.req.head, c.o.Limits)
+	r := c.request()
+	n, err := ParseRequestHead(b, &r.head, c.o.Limits)
 	if err == ErrIncomplete {
 		if len(b) == len(*c.rd.buf) && c.rd.r == 0 {
 			return nil, errHeadTooLarge
@@ -238,8 +247,8 @@ func (c *ServerConn) parse() (*Request, error) {
 	}
 	c.headDone = time.Now()
 	c.rd.r += n
-	c.req.start(c.o.Limits)
-	return &c.req, nil
+	r.start(c.o.Limits)
+	return r, nil
 }
 
 // HeadTimes returns when the current request's first byte arrived (the
@@ -252,7 +261,7 @@ func (c *ServerConn) HeadTimes() (start, done time.Time) { return c.headStart, c
 // body was not read to its end (its rest would be taken for the next
 // request). It gives the buffers back when empty.
 func (c *ServerConn) Finish() (keepAlive bool) {
-	r := &c.req
+	r := c.request()
 	if !r.body.done || r.failed || r.bodyFailed || !r.wroteFinal || r.closeAfter || r.tunnel {
 		c.closing = true
 	}
@@ -278,7 +287,7 @@ func (c *ServerConn) Close() {
 // arrive) with h and body, then the connection is done (Finish reports
 // false).
 func (c *ServerConn) WriteError(h *msg.Head, body []byte) error {
-	r := &c.req
+	r := c.request()
 	r.head.Reset()
 	r.body.done = true
 	r.bodyEnd.Store(true)
