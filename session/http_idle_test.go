@@ -51,3 +51,30 @@ func TestHTTPIdleHandOver(t *testing.T) {
 	}
 	h.noRecord(t)
 }
+
+// TestHTTPShutdownHandedOver: Shutdown closes at once a connection that
+// was handed over idle (waiting on its socket).
+func TestHTTPShutdownHandedOver(t *testing.T) {
+	checkGoroutines(t)
+	be := startHTTPBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	b := newBackend(t, "app", "", 0, be.addr())
+	h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b, Timeouts: HTTPTimeouts{KeepAlive: time.Minute}})
+	c := h.dial(t)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	readResponse(t, br, "GET")
+	h.record(t)
+	time.Sleep(3 * idleGrace)
+	start := time.Now()
+	if err := h.f.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("idle connection: %q %v", rest, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Shutdown took %v with only an idle connection", took)
+	}
+	h.noRecord(t)
+}
