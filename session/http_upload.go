@@ -27,7 +27,9 @@ import (
 //   - the uploader's reads are bounded by the client timeout, its writes by
 //     the server timeout; while it runs, the wait for the response is not
 //     bounded by the server timeout (the server may rightly wait for the
-//     whole body), and from its end it is, as before;
+//     whole body), and from its end it is, as before; a server that takes
+//     none of the body for the server timeout gets its connection closed
+//     (504, as when the sequential write timed out);
 //   - a client body error (framing, timeout, reset) aborts the server
 //     connection at once: the server never sees a complete request (no
 //     last chunk, a short Content-Length body); the session answers with
@@ -39,8 +41,9 @@ import (
 //   - a request whose body started to flow is never replayed.
 
 // uploader copies the rest of a request body to the server on a goroutine
-// of its own. The session's goroutine owns the fields without a comment;
-// the copier goroutine writes n and err, read after wg.Wait.
+// of its own. The session's goroutine owns running, st and up; the copier
+// goroutine writes n, err, timedOut and panicked, read after wg.Wait; the
+// atomics are shared.
 type uploader struct {
 	running bool // a copier was started and not waited for
 	wg      sync.WaitGroup
