@@ -86,7 +86,7 @@ func analyseConnect(s *httpSession) result {
 				s.server.Release()
 				s.server = nil
 				if attempt >= b.Retries() || s.c.abortCause() != nil {
-					return abortWith(503, err)
+					return abortWith(connectStatus(err), err)
 				}
 				attempt++
 				continue
@@ -129,6 +129,18 @@ func analyseConnect(s *httpSession) result {
 		}
 		return s.serverError(err, responded)
 	}
+}
+
+// connectStatus answers a failed connect: 503 when no server could be
+// reached (HAProxy's answer), 502 when one was reached but its TLS
+// handshake failed — unknown authority, wrong name, expired: the server
+// is not the one configured, as nginx answers it.
+func connectStatus(err error) int {
+	var se *layers.StageError
+	if errors.As(err, &se) && se.Side == layers.SideServer && se.Phase == layers.PhaseHandshake {
+		return 502
+	}
+	return 503
 }
 
 // errClientSide marks an error of the client side while the request body
