@@ -8,11 +8,17 @@ import (
 )
 
 func TestCPUTime(t *testing.T) {
-	// Burn a little CPU so that the figure is not zero by rounding.
-	deadline := time.Now().Add(30 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
+	// Burn CPU until the kernel's tick-grained count moves (bounded, for a
+	// loaded machine where the process may wait for a core).
+	var d time.Duration
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		for x := 0; x < 1e6; x++ {
+		}
+		if d, err = cpuTime(os.Getpid()); err != nil || d > 0 {
+			break
+		}
 	}
-	d, err := cpuTime(os.Getpid())
 	if err != nil || d <= 0 {
 		t.Fatalf("cpuTime(self) = %v, %v; want a positive duration", d, err)
 	}
