@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,6 +131,24 @@ func (c *Client) conn(ctx context.Context) (*http3.ClientConn, error) {
 		c.mu.Unlock()
 		return cc, nil
 	}
+}
+
+// detach forgets cc when it is still the shared connection, so that the
+// next Stream dials a new one; streams on cc run on, and quic-go closes it
+// once they are done (after a GOAWAY) or it is closed already.
+func (c *Client) detach(cc *http3.ClientConn) {
+	c.mu.Lock()
+	if c.cc == cc {
+		c.qc, c.cc = nil, nil
+	}
+	c.mu.Unlock()
+}
+
+// connUnusable reports quic-go's refusal to open a stream on a connection
+// (after the server's GOAWAY, or once it is closing): the request was not
+// sent. quic-go does not export the error type, only its text.
+func connUnusable(err error) bool {
+	return strings.HasPrefix(err.Error(), "http3: conn unusable")
 }
 
 // Conns is 1 while a QUIC connection to the server is open, else 0.
@@ -336,6 +355,9 @@ func (s *ClientStream) ReadHead(timeout time.Duration) (*msg.Head, error) {
 		return nil, errReadTimeout
 	}
 	if r.err != nil {
+		if connUnusable(r.err) {
+			s.c.detach(s.cc)
+		}
 		return nil, fmt.Errorf("h3: %s: %w", s.c.o.Address, r.err)
 	}
 	s.resp, s.responded = r.resp, true

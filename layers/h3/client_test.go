@@ -255,3 +255,78 @@ func TestClientUnreachable(t *testing.T) {
 		t.Fatalf("Stream during the backoff: %v after %v, want ErrUnreachable at once", err, time.Since(start))
 	}
 }
+
+// TestClientAfterGoaway: once the server has sent GOAWAY on the shared
+// connection, a request that cannot open a stream there makes the Client
+// dial a new connection for the next one.
+func TestClientAfterGoaway(t *testing.T) {
+	p := newTestPKI(t)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	release := make(chan struct{})
+	var conns atomic.Int32
+	newServer := func() *http3.Server {
+		return &http3.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/hold" {
+					<-release
+				}
+				io.WriteString(w, "ok")
+			}),
+			TLSConfig:   http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{p.leaf}}),
+			ConnContext: func(ctx context.Context, c *quic.Conn) context.Context { conns.Add(1); return ctx },
+		}
+	}
+	// A QUIC listener the test owns, so that a graceful shutdown of the
+	// first server (GOAWAY) leaves it open for the second.
+	ln, err := quic.ListenEarly(pc, http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{p.leaf}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	first := newServer()
+	accept := make(chan *quic.Conn, 4)
+	go func() {
+		for {
+			qc, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			accept <- qc
+		}
+	}()
+	c := newTestClient(t, p, pc.LocalAddr().String())
+	held := openStream(t, c)
+	held.WriteRequest(requestHead("GET", "/hold", msg.BodyNone, -1), nil, true)
+	go first.ServeQUICConn(<-accept)
+	time.Sleep(50 * time.Millisecond)
+	go first.Shutdown(context.Background()) // GOAWAY; /hold keeps the connection open
+	time.Sleep(50 * time.Millisecond)
+
+	s := openStream(t, c)
+	s.WriteRequest(requestHead("GET", "/", msg.BodyNone, -1), nil, true)
+	if _, err := s.ReadHead(5 * time.Second); err == nil {
+		t.Fatal("a new stream was served on a connection after GOAWAY")
+	}
+	second := newServer()
+	defer second.Close()
+	go func() {
+		qc := <-accept
+		second.ServeQUICConn(qc)
+	}()
+	s = openStream(t, c)
+	s.WriteRequest(requestHead("GET", "/", msg.BodyNone, -1), nil, true)
+	if h, err := s.ReadHead(5 * time.Second); err != nil || h.Status != 200 {
+		t.Fatalf("after GOAWAY the next stream failed: %v", err)
+	}
+	close(release)
+	if h, err := held.ReadHead(5 * time.Second); err != nil || h.Status != 200 {
+		t.Errorf("the stream in flight at GOAWAY failed: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections served, want 2 (a new one after GOAWAY)", n)
+	}
+}
