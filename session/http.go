@@ -156,6 +156,9 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 		if h2o.IdleTimeout == 0 {
 			h2o.IdleTimeout = o.Timeouts.KeepAlive
 		}
+		if h2o.MaxHeaderBytes == 0 {
+			h2o.MaxHeaderBytes = o.Limits.WithDefaults().MaxHeadBytes
+		}
 		if h2o.Logger == nil {
 			h2o.Logger = o.Logger
 		}

@@ -88,11 +88,12 @@ func (c *httpConn) serveH2(conn net.Conn, sawPreface bool) {
 func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, r *http.Request) {
 	lim := f.o.Limits.WithDefaults()
 	st := hstream.New(w, r, hstream.Options{
-		Buffers:   f.buffers,
-		MaxFields: lim.MaxFields,
-		MaxURI:    lim.MaxURI,
-		MaxBody:   lim.MaxBody,
-		Client:    f.o.Timeouts.Client,
+		Buffers:      f.buffers,
+		MaxHeadBytes: lim.MaxHeadBytes,
+		MaxFields:    lim.MaxFields,
+		MaxURI:       lim.MaxURI,
+		MaxBody:      lim.MaxBody,
+		Client:       f.o.Timeouts.Client,
 	})
 	c := &httpConn{f: f, in: in, stream: true}
 	c.s.c = c

@@ -20,6 +20,12 @@ import (
 type Options struct {
 	// Buffers hands out the body buffer (a default pool when nil).
 	Buffers *layers.BufferPool
+	// MaxHeadBytes bounds the request head as HTTP/1 would carry it
+	// (method, :path, :authority and each field's name and value, with
+	// their separators): 431 past it. The mux stage bounds the header
+	// list it decodes too; this keeps a head that fits in it from
+	// outgrowing the HTTP/1 limit.
+	MaxHeadBytes int
 	// MaxFields bounds the number of header fields: 431 past it.
 	MaxFields int
 	// MaxURI bounds the length of :path: 414 past it.
@@ -55,7 +61,11 @@ var (
 	errCL           = &Error{400, "invalid content-length"}
 	errBodyLength   = &Error{400, "body length differs from content-length"}
 	errNoPath       = &Error{400, "missing :path"}
+	errTarget       = &Error{400, "invalid character in :path"}
+	errAuthority    = &Error{400, "invalid :authority"}
+	errConnect      = &Error{501, "CONNECT on a multiplexed stream"}
 	errTooManyField = &Error{431, "too many header fields"}
+	errHeadTooLarge = &Error{431, "request head too large"}
 	errURITooLong   = &Error{414, "request target too long"}
 	errBodyTooLarge = &Error{413, "body too large"}
 	errUpgrade      = errors.New("hstream: protocol switch on a multiplexed stream")
@@ -126,23 +136,39 @@ func (s *Stream) build() error {
 	h.Method = bytesOf(r.Method)
 	h.Authority = bytesOf(r.Host)
 	h.Major, h.Minor = uint8(r.ProtoMajor), uint8(r.ProtoMinor)
-	if r.Method != http.MethodConnect {
-		if r.RequestURI == "" {
-			return errNoPath
-		}
-		h.Path = bytesOf(r.RequestURI)
+	if r.Method == http.MethodConnect {
+		// A stream cannot become the byte tunnel an HTTP/1 CONNECT
+		// opens to the server.
+		return errConnect
 	}
+	if r.RequestURI == "" {
+		return errNoPath
+	}
+	if !validTarget(r.RequestURI, r.Method) {
+		return errTarget
+	}
+	if !validAuthority(r.Host) {
+		return errAuthority
+	}
+	h.Path = bytesOf(r.RequestURI)
 	if s.o.MaxURI > 0 && len(r.RequestURI) > s.o.MaxURI {
 		return errURITooLong
 	}
 	names := make([]string, 0, len(r.Header))
 	nfields := 0
+	size := len(r.Method) + len(r.RequestURI) + len(r.Host) + len(" HTTP/1.1\r\nHost: \r\n\r\n")
 	for name, vv := range r.Header {
 		names = append(names, name)
 		nfields += len(vv)
+		for _, v := range vv {
+			size += len(name) + len(v) + len(": \r\n")
+		}
 	}
 	if nfields > s.o.MaxFields {
 		return errTooManyField
+	}
+	if s.o.MaxHeadBytes > 0 && size > s.o.MaxHeadBytes {
+		return errHeadTooLarge
 	}
 	slices.Sort(names) // a map has no order; a stable one keeps logs and tests repeatable
 	cl := int64(-1)
@@ -219,13 +245,56 @@ func (s *Stream) build() error {
 	return nil
 }
 
-func validName(name string) bool {
-	if name == "" {
-		return false
+// The byte classes of the checks below (RFC 9110 §5.6.2, RFC 3986 §2),
+// the same as the HTTP/1 stage's: what passes here reads the same once
+// written as HTTP/1.
+const (
+	cTchar  = 1 << iota // token character: field names
+	cTarget             // visible ASCII except '#': the request target
+	cAuth               // unreserved, pct, sub-delims but ',', ':', '[', ']'
+)
+
+var class = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+			t[c] |= cTchar | cAuth
+		}
+		switch b {
+		case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+			t[c] |= cTchar
+		}
+		switch b {
+		// No ',': a Host that reads as a list is an ambiguity between
+		// hops, not a name.
+		case '-', '.', '_', '~', '%', '!', '$', '&', '\'', '(', ')', '*', '+', ';', '=', ':', '[', ']':
+			t[c] |= cAuth
+		}
+		if 0x21 <= b && b <= 0x7e && b != '#' {
+			t[c] |= cTarget
+		}
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || c == ':' {
+	return t
+}()
+
+func validName(name string) bool { return name != "" && all(name, cTchar) }
+
+// validTarget accepts an origin-form :path, or "*" for OPTIONS.
+func validTarget(p, method string) bool {
+	if p == "*" {
+		return method == http.MethodOptions
+	}
+	return p[0] == '/' && all(p, cTarget)
+}
+
+// validAuthority accepts host[:port] as the HTTP/1 stage does (empty: the
+// request named none, which HTTP/1 forwards as an empty Host).
+func validAuthority(a string) bool { return all(a, cAuth) }
+
+func all(s string, cls uint8) bool {
+	for i := 0; i < len(s); i++ {
+		if class[s[i]]&cls == 0 {
 			return false
 		}
 	}
