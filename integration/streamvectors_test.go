@@ -171,7 +171,8 @@ func streamVectors() []streamVector {
 		// Framing (RFC 9113 §8.1.1).
 		{name: "content-length larger than the DATA", fields: postFields(hfield{"content-length", "10"}), body: hello},
 		{name: "content-length smaller than the DATA", fields: postFields(hfield{"content-length", "2"}), body: hello},
-		{name: "content-length with no DATA", fields: postFields(hfield{"content-length", "5"}), body: []string{""}},
+		{name: "content-length with an empty DATA", fields: postFields(hfield{"content-length", "5"}), body: []string{""}},
+		{name: "content-length with no DATA", fields: postFields(hfield{"content-length", "5"})},
 		{name: "two differing content-lengths", fields: postFields(hfield{"content-length", "5"}, hfield{"content-length", "6"}), body: hello},
 		{name: "content-length list", fields: postFields(hfield{"content-length", "5, 5"}), body: hello},
 		{name: "negative content-length", fields: postFields(hfield{"content-length", "-1"}), body: hello},

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h1"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -63,6 +64,7 @@ var (
 	errNoPath       = &Error{400, "missing :path"}
 	errTarget       = &Error{400, "invalid character in :path"}
 	errAuthority    = &Error{400, "invalid :authority"}
+	errNoAuthority  = &Error{400, "missing :authority and host"}
 	errConnect      = &Error{501, "CONNECT on a multiplexed stream"}
 	errTooManyField = &Error{431, "too many header fields"}
 	errHeadTooLarge = &Error{431, "request head too large"}
@@ -147,6 +149,9 @@ func (s *Stream) build() error {
 	if !validTarget(r.RequestURI, r.Method) {
 		return errTarget
 	}
+	if r.Host == "" {
+		return errNoAuthority // HTTP/1.1 requires the Host it would become
+	}
 	if !validAuthority(r.Host) {
 		return errAuthority
 	}
@@ -220,6 +225,8 @@ func (s *Stream) build() error {
 		h.HasTrailers = true
 	}
 	switch {
+	case (r.Body == nil || r.Body == http.NoBody) && cl > 0:
+		return errBodyLength // the stream ended with its head
 	case r.Body == nil || r.Body == http.NoBody:
 		h.Body = msg.BodyNone
 	case cl > 0 || r.ContentLength > 0:
@@ -246,12 +253,11 @@ func (s *Stream) build() error {
 }
 
 // The byte classes of the checks below (RFC 9110 §5.6.2, RFC 3986 §2),
-// the same as the HTTP/1 stage's: what passes here reads the same once
-// written as HTTP/1.
+// the same as the HTTP/1 stage's (layers/h1/chars.go): what passes here
+// reads the same once written as HTTP/1.
 const (
 	cTchar  = 1 << iota // token character: field names
 	cTarget             // visible ASCII except '#': the request target
-	cAuth               // unreserved, pct, sub-delims but ',', ':', '[', ']'
 )
 
 var class = func() (t [256]uint8) {
@@ -259,17 +265,11 @@ var class = func() (t [256]uint8) {
 		b := byte(c)
 		switch {
 		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-			t[c] |= cTchar | cAuth
+			t[c] |= cTchar
 		}
 		switch b {
 		case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
 			t[c] |= cTchar
-		}
-		switch b {
-		// No ',': a Host that reads as a list is an ambiguity between
-		// hops, not a name.
-		case '-', '.', '_', '~', '%', '!', '$', '&', '\'', '(', ')', '*', '+', ';', '=', ':', '[', ']':
-			t[c] |= cAuth
 		}
 		if 0x21 <= b && b <= 0x7e && b != '#' {
 			t[c] |= cTarget
@@ -288,9 +288,8 @@ func validTarget(p, method string) bool {
 	return p[0] == '/' && all(p, cTarget)
 }
 
-// validAuthority accepts host[:port] as the HTTP/1 stage does (empty: the
-// request named none, which HTTP/1 forwards as an empty Host).
-func validAuthority(a string) bool { return all(a, cAuth) }
+// validAuthority accepts host[:port] as the HTTP/1 stage does.
+func validAuthority(a string) bool { return h1.ValidAuthority(bytesOf(a)) }
 
 func all(s string, cls uint8) bool {
 	for i := 0; i < len(s); i++ {
