@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -98,11 +99,36 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	c := &httpConn{f: f, in: in, stream: true}
 	c.s.c = c
 	c.mux = &streamMux{st: st}
+	// The stream's context ends when the client resets it (or its
+	// connection ends): the session stops at once, before connecting if
+	// it has not yet, so that a rapid reset costs the servers nothing.
+	stop := context.AfterFunc(r.Context(), c.cancelStream)
 	c.s.reset()
 	c.s.serve()
+	stop()
 	st.Close()
 	if !st.Ended() {
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// errStreamCancelled ends a stream's session when its client reset it or
+// its connection ended.
+var errStreamCancelled = &layers.StageError{Side: layers.SideClient, Stage: "http stream", Phase: layers.PhaseData,
+	Err: errors.New("cancelled by the client (stream reset or connection closed)")}
+
+// cancelStream aborts the session of a stream: its server connection, if
+// any, is unblocked; the client connection is the mux stage's and stays.
+func (c *httpConn) cancelStream() {
+	c.mu.Lock()
+	c.aborted = true
+	if c.cause == nil {
+		c.cause = errStreamCancelled
+	}
+	srv := c.srv
+	c.mu.Unlock()
+	if srv != nil {
+		srv.SetDeadline(aLongTimeAgo)
 	}
 }
 
