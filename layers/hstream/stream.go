@@ -78,7 +78,6 @@ var (
 type Stream struct {
 	w  http.ResponseWriter
 	r  *http.Request
-	rc *http.ResponseController
 	o  Options
 
 	head  msg.Head
@@ -106,7 +105,7 @@ func New(w http.ResponseWriter, r *http.Request, o Options) *Stream {
 	if o.MaxFields == 0 {
 		o.MaxFields = 100
 	}
-	s := &Stream{w: w, r: r, rc: http.NewResponseController(w), o: o, start: time.Now()}
+	s := &Stream{w: w, r: r, o: o, start: time.Now()}
 	s.err = s.build()
 	return s
 }
@@ -159,7 +158,8 @@ func (s *Stream) build() error {
 	if s.o.MaxURI > 0 && len(r.RequestURI) > s.o.MaxURI {
 		return errURITooLong
 	}
-	names := make([]string, 0, len(r.Header))
+	var small [16]string
+	names := small[:0]
 	nfields := 0
 	size := len(r.Method) + len(r.RequestURI) + len(r.Host) + len(" HTTP/1.1\r\nHost: \r\n\r\n")
 	for name, vv := range r.Header {
@@ -346,7 +346,7 @@ func (s *Stream) WaitBody() (done bool, err error) {
 // read reads once into the free end of the buffer.
 func (s *Stream) read() error {
 	if d := s.o.Client; d > 0 {
-		s.rc.SetReadDeadline(time.Now().Add(d))
+		http.NewResponseController(s.w).SetReadDeadline(time.Now().Add(d))
 	}
 	for {
 		k, err := s.r.Body.Read((*s.buf)[s.n:])
@@ -494,18 +494,25 @@ func (s *Stream) WriteHead(h *msg.Head, body []byte, end bool) error {
 		s.ended = true
 		return nil
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
 
 // addFields copies fields into hdr under their names as sent; the mux
 // stage writes them in lower case.
 func addFields(hdr http.Header, fields msg.Fields) {
-	for _, f := range fields {
+	// One backing array for the values of the common case, a field once.
+	vals := make([]string, len(fields))
+	for i, f := range fields {
 		if isConnectionSpecific(f.Name) {
 			continue
 		}
 		name := string(f.Name)
-		hdr[name] = append(hdr[name], string(f.Value))
+		if vv, ok := hdr[name]; ok {
+			hdr[name] = append(vv, string(f.Value))
+			continue
+		}
+		vals[i] = string(f.Value)
+		hdr[name] = vals[i : i+1 : i+1]
 	}
 }
 
@@ -520,7 +527,7 @@ func isConnectionSpecific(name []byte) bool {
 
 func (s *Stream) writeDeadline() {
 	if d := s.o.Client; d > 0 {
-		s.rc.SetWriteDeadline(time.Now().Add(d))
+		http.NewResponseController(s.w).SetWriteDeadline(time.Now().Add(d))
 	}
 }
 
@@ -531,7 +538,7 @@ func (s *Stream) WriteBody(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
 
 // EndBody ends the response body with its trailers.
@@ -546,6 +553,15 @@ func (s *Stream) EndBody(trailers msg.Fields) error {
 	}
 	s.ended = true
 	return nil
+}
+
+// flush sends what was written at once. Both mux stages' writers have
+// FlushError; a ResponseController is made only for a writer that has not.
+func (s *Stream) flush() error {
+	if f, ok := s.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return http.NewResponseController(s.w).Flush()
 }
 
 // Tunnel is nil: a multiplexed stream does not switch protocols.

@@ -356,3 +356,43 @@ func TestStreamRefusesUpgrade(t *testing.T) {
 		t.Fatal("a stream offered a tunnel")
 	}
 }
+
+// benchWriter is a ResponseWriter that keeps nothing, for benchmarks.
+type benchWriter struct{ h http.Header }
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *benchWriter) WriteHeader(int)             { clear(w.h) }
+func (w *benchWriter) FlushError() error           { return nil }
+
+// BenchmarkStream is one request's conversion (a browser's GET) and the
+// writing of its response head and body.
+func BenchmarkStream(b *testing.B) {
+	r := httptest.NewRequest("GET", "https://www.example.com/articles/2024/strata-proxy?utm_source=feed&page=2", nil)
+	r.RequestURI = "/articles/2024/strata-proxy?utm_source=feed&page=2"
+	r.Header = http.Header{
+		"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
+		"Accept":          {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+		"Accept-Language": {"en-US,en;q=0.5"},
+		"Accept-Encoding": {"gzip, deflate, br, zstd"},
+		"Cookie":          {"session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"},
+	}
+	resp := &msg.Head{Status: 200, Body: msg.BodyLength, ContentLength: 13, Fields: msg.Fields{
+		{Name: []byte("Server"), Value: []byte("nginx")},
+		{Name: []byte("Content-Type"), Value: []byte("text/plain")},
+		{Name: []byte("Date"), Value: []byte("Wed, 25 Nov 2026 03:40:00 GMT")},
+	}}
+	w := &benchWriter{h: http.Header{}}
+	body := []byte("hello, world\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		st := New(w, r, Options{})
+		if st.Err() != nil {
+			b.Fatal(st.Err())
+		}
+		if err := st.WriteHead(resp, body, true); err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+	}
+}
