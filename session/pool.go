@@ -15,9 +15,12 @@ import (
 // server has not closed it (upstream.Alive). Connections idle longer than
 // the backend's IdleTimeout are closed by one timer per server.
 
-// Defaults of the idle pool.
+// Defaults of the idle pool. An HTTP/2 or HTTP/3 front multiplexes many
+// requests in flight onto HTTP/1 server connections, one each: a pool
+// smaller than that concurrency closes and redials connections all the
+// time (HAProxy keeps every idle one by default).
 const (
-	defaultMaxIdle     = 64
+	defaultMaxIdle     = 1024
 	defaultIdleTimeout = 10 * time.Second
 )
 

@@ -57,8 +57,16 @@ type guard struct {
 	lastStream                atomic.Uint32 // the highest stream the client opened
 
 	// Write side: guarded by wmu. It tracks the server's frame
-	// boundaries so that a GOAWAY can go in between two frames.
+	// boundaries so that a GOAWAY can go in between two frames, and
+	// queues the bytes for the writer goroutine (writeLoop).
 	wmu     sync.Mutex
+	wcond   sync.Cond // on wmu: the queue or the writer's state changed
+	wq      []byte    // bytes queued for the writer
+	wspare  []byte    // the writer's last buffer, for reuse
+	writing bool      // the writer is in a write
+	werr    error     // the writer's write failed
+	closing bool      // Close was called: the writer ends once the queue is empty
+	wdone   bool      // the writer ended
 	whdr    [9]byte
 	whn     int // header bytes seen of the current outbound frame
 	wleft   int // payload bytes left of it
@@ -142,9 +150,11 @@ const (
 // already (else its 24 bytes pass through first).
 func newGuard(conn net.Conn, sawPreface bool, lim abuseLimits, onEnd func(string)) net.Conn {
 	g := &guard{Conn: conn, lim: lim, onEnd: onEnd}
+	g.wcond.L = &g.wmu
 	if !sawPreface {
 		g.left = len(http2.ClientPreface)
 	}
+	go g.writeLoop()
 	if cs, ok := conn.(connectionStater); ok {
 		return &tlsGuard{g, cs}
 	}
@@ -341,32 +351,102 @@ func setting(entries []byte, i int) http2.Setting {
 }
 
 // Write passes the server's bytes on, tracking its frame boundaries and
-// the streams it refuses.
+// the streams it refuses. The bytes are queued for the connection's
+// writer, which sends everything queued in one write: x/net's server
+// flushes after nearly every frame, and under load the frames of many
+// streams then share a TLS record and a system call. A full queue makes
+// Write wait (the server's writes are bounded as before); a failed write
+// fails the next Write.
 func (g *guard) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
+	for len(g.wq) >= maxQueued && g.werr == nil && !g.wclosed {
+		g.wcond.Wait()
+	}
+	if g.werr != nil {
+		return 0, g.werr
+	}
 	if g.wclosed {
 		return 0, errGuard
 	}
 	if g.goaway != nil {
 		// Finish the frame under way, then the GOAWAY; nothing after.
 		k := g.frameRest(p)
-		n, err := g.Conn.Write(p[:k])
-		if err != nil {
-			return n, err
-		}
+		g.queue(p[:k])
 		g.writeGoAway()
-		return n, errGuard
+		return k, errGuard
 	}
 	reason := g.track(p)
-	n, err := g.Conn.Write(p)
-	if reason != "" && err == nil {
+	g.queue(p)
+	if reason != "" {
 		g.startEnd(reason)
 		if g.atBoundary() {
 			g.writeGoAway()
 		}
 	}
-	return n, err
+	return len(p), nil
+}
+
+// maxQueued bounds the bytes queued for the connection's writer.
+const maxQueued = 64 << 10
+
+// queue hands p to the writer. wmu is held.
+func (g *guard) queue(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	g.wq = append(g.wq, p...)
+	g.wcond.Broadcast()
+}
+
+// writeLoop is the connection's writer: it sends what is queued until the
+// guard is closed and the queue empty, or a write fails.
+func (g *guard) writeLoop() {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	for {
+		for len(g.wq) == 0 && !g.closing {
+			g.wcond.Wait()
+		}
+		if len(g.wq) == 0 {
+			break
+		}
+		buf := g.wq
+		g.wq, g.wspare = g.wspare[:0], nil
+		g.writing = true
+		g.wmu.Unlock()
+		_, err := g.Conn.Write(buf)
+		g.wmu.Lock()
+		g.writing = false
+		g.wspare = buf[:0]
+		if len(g.wspare) == 0 && cap(g.wspare) > 4*maxQueued {
+			g.wspare = nil // a burst made it large: let it go
+		}
+		g.wcond.Broadcast()
+		if err != nil {
+			g.werr = err
+			g.wq = nil
+			break
+		}
+	}
+	g.wdone = true
+	g.wcond.Broadcast()
+}
+
+// Close sends what is queued (for at most a second), then closes the
+// connection.
+func (g *guard) Close() error {
+	g.wmu.Lock()
+	if !g.closing {
+		g.closing = true
+		g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		g.wcond.Broadcast()
+	}
+	for !g.wdone {
+		g.wcond.Wait()
+	}
+	g.wmu.Unlock()
+	return g.Conn.Close()
 }
 
 // frameRest is how many bytes of p finish the outbound frame under way.
@@ -474,10 +554,10 @@ func (g *guard) startEnd(reason string) {
 // the server's reader, which fails from then on. wmu is held.
 func (g *guard) writeGoAway() {
 	if g.goaway != nil && !g.wclosed {
-		g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		g.Conn.Write(g.goaway)
+		g.queue(g.goaway)
 		g.goaway, g.wclosed = nil, true
 		close(g.sent)
+		g.wcond.Broadcast()
 		g.Conn.SetReadDeadline(time.Unix(1, 0))
 	}
 }

@@ -71,7 +71,9 @@ func TestGuardPassesFrames(t *testing.T) {
 	})
 	all := append([]byte(http2.ClientPreface), in...)
 	c := &pipeConn{r: bytes.NewReader(all), w: &bytes.Buffer{}}
-	got := c.readAll(t, newGuard(c, false, testLimits, nil))
+	g := newGuard(c, false, testLimits, nil)
+	defer g.Close()
+	got := c.readAll(t, g)
 	if !bytes.Equal(got, all) {
 		t.Fatalf("the server read %d bytes, not the %d the client sent", len(got), len(all))
 	}
@@ -91,7 +93,9 @@ func TestGuardMendsSettings(t *testing.T) {
 		)
 	})
 	c := &pipeConn{r: bytes.NewReader(in), w: &bytes.Buffer{}}
-	got := c.readAll(t, newGuard(c, true, testLimits, nil))
+	g := newGuard(c, true, testLimits, nil)
+	defer g.Close()
+	got := c.readAll(t, g)
 	f, err := http2.NewFramer(nil, bytes.NewReader(got)).ReadFrame()
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +125,9 @@ func TestGuardMendsSettings(t *testing.T) {
 		)
 	})
 	c = &pipeConn{r: bytes.NewReader(bad), w: &bytes.Buffer{}}
-	if got := c.readAll(t, newGuard(c, true, testLimits, nil)); !bytes.Equal(got, bad) {
+	g2 := newGuard(c, true, testLimits, nil)
+	defer g2.Close()
+	if got := c.readAll(t, g2); !bytes.Equal(got, bad) {
 		t.Fatal("a SETTINGS frame with an invalid value was changed")
 	}
 }
@@ -184,6 +190,7 @@ func TestGuardEnds(t *testing.T) {
 				t.Fatalf("read ended with %v", err)
 			}
 			<-ended
+			g.Close() // sends what is queued
 			if reason != tc.reason {
 				t.Errorf("ended for %q, want %q", reason, tc.reason)
 			}
@@ -228,6 +235,7 @@ func TestGuardGlitches(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not ended")
 	}
+	g.Close()
 	if !bytes.Contains(out.Bytes(), []byte{0, 0, 8, 7, 0, 0, 0, 0, 0}) {
 		t.Fatal("no GOAWAY written")
 	}

@@ -76,9 +76,9 @@ var (
 // Stream is one request stream and its response, in the session's terms
 // (session.HTTPStream). The goroutine serving the stream owns it.
 type Stream struct {
-	w  http.ResponseWriter
-	r  *http.Request
-	o  Options
+	w http.ResponseWriter
+	r *http.Request
+	o Options
 
 	head  msg.Head
 	err   error // why the request is refused, if it is
