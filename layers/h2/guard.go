@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // A guard sits between a client connection and x/net's server and reads
@@ -34,7 +35,8 @@ import (
 // written at the next frame boundary of the server's output, and the
 // server's next read fails, so that it stops and cancels every stream.
 //
-// It also mends one thing x/net's server gets wrong: a SETTINGS frame that
+// It also mends two things x/net's server gets wrong (see readBlock for
+// the second): a SETTINGS frame that
 // names a setting twice is valid (RFC 9113 §6.5: processed in order), but
 // the server hangs up on it; the guard passes on each setting once, with
 // the value processing in order would leave (for the header table size,
@@ -47,12 +49,18 @@ type guard struct {
 
 	// Read side: owned by the goroutine reading the connection (x/net's
 	// frame reader).
-	pend                      []byte  // bytes to hand over before reading more
-	hdr                       [9]byte // the frame header being passed on
-	settings                  []byte  // a SETTINGS frame being mended
-	left                      int     // payload bytes of the current frame to pass through
-	inBlock                   bool    // inside a header block (HEADERS without END_HEADERS)
-	conts                     int     // CONTINUATION frames in the current block
+	pend     []byte  // bytes to hand over before reading more
+	hdr      [9]byte // the frame header being passed on
+	settings []byte  // a SETTINGS frame being mended
+	block    []byte  // a HEADERS or CONTINUATION frame being checked
+	dec      *hpack.Decoder
+	bad      bool // the header block holds a field RFC 9113 §8.2.2 forbids
+	// hpackBroken: the guard could not follow the header blocks (the
+	// server ends the connection for it): it checks no more.
+	hpackBroken               bool
+	left                      int  // payload bytes of the current frame to pass through
+	inBlock                   bool // inside a header block (HEADERS without END_HEADERS)
+	conts                     int  // CONTINUATION frames in the current block
 	resets, control, glitches bucket
 	lastStream                atomic.Uint32 // the highest stream the client opened
 
@@ -87,6 +95,7 @@ type abuseLimits struct {
 	controlBurst, controlRate float64
 	glitchBurst, glitchRate   float64
 	maxContinuations          int
+	maxHeaderBytes            int
 }
 
 // newAbuseLimits derives the thresholds from the stream limit and the
@@ -101,6 +110,7 @@ func newAbuseLimits(maxStreams uint32, maxHeaderBytes int) abuseLimits {
 		controlBurst: 1000, controlRate: 100,
 		glitchBurst: 100, glitchRate: 10,
 		maxContinuations: max(16, maxHeaderBytes/1024+1),
+		maxHeaderBytes:   maxHeaderBytes,
 	}
 }
 
@@ -140,6 +150,14 @@ const (
 	flagEndStream  = 0x1
 	flagAck        = 0x1
 	flagEndHeaders = 0x4
+	flagPadded     = 0x8
+	flagPriority   = 0x20
+
+	// maxFrameSize is the largest frame the server accepts (its
+	// SETTINGS_MAX_FRAME_SIZE), headerTableSize its HPACK decoder's
+	// dynamic table size (SETTINGS_HEADER_TABLE_SIZE).
+	maxFrameSize    = 16 << 10
+	headerTableSize = 4096
 
 	// maxMendedSettings bounds the SETTINGS frames the guard rewrites;
 	// larger ones pass as they are (x/net refuses more than 100).
@@ -242,6 +260,8 @@ func (g *guard) inspect() string {
 			g.lastStream.Store(id)
 		}
 		g.inBlock, g.conts = flags&flagEndHeaders == 0, 0
+		g.bad = false
+		g.readBlock(flags, length, true)
 	case frameContinuation:
 		g.conts++
 		if g.conts > lim.maxContinuations {
@@ -250,6 +270,7 @@ func (g *guard) inspect() string {
 		if flags&flagEndHeaders != 0 {
 			g.inBlock = false
 		}
+		g.readBlock(flags, length, false)
 	case frameRSTStream:
 		if !g.resets.add(time.Now(), lim.resetBurst, lim.resetRate) {
 			return "rapid reset"
@@ -278,6 +299,98 @@ func (g *guard) inspect() string {
 		}
 	}
 	return ""
+}
+
+// readBlock reads a HEADERS or CONTINUATION payload and decodes its part
+// of the header block with an HPACK decoder of the guard's own, which
+// follows the server's dynamic table. x/net's server answers a request
+// with a connection-specific field or a te other than "trailers" with a
+// 400 response; RFC 9113 §8.2.2 makes it malformed, a stream error. So
+// when the block ends and holds one, the guard adds to it a field the
+// server itself resets the stream for (a pseudo-header field after the
+// regular ones, with no effect on the dynamic table): the stream is reset
+// with PROTOCOL_ERROR, as it should be.
+func (g *guard) readBlock(flags byte, length int, headers bool) {
+	if g.hpackBroken {
+		return
+	}
+	if length > maxFrameSize {
+		g.hpackBroken = true // the server ends the connection for it
+		return
+	}
+	if cap(g.block) < 9+maxFrameSize {
+		g.block = make([]byte, 9+maxFrameSize)
+	}
+	b := g.block[:9+length]
+	copy(b, g.hdr[:])
+	if _, err := io.ReadFull(g.Conn, b[9:]); err != nil {
+		g.pend = b[:9] // the server reads the rest as the error it is
+		g.hpackBroken = true
+		return
+	}
+	g.left, g.pend = 0, b
+	payload := b[9:]
+	off, pad := 0, 0
+	if headers {
+		if flags&flagPadded != 0 {
+			if len(payload) == 0 {
+				g.hpackBroken = true
+				return
+			}
+			off, pad = 1, int(payload[0])
+		}
+		if flags&flagPriority != 0 {
+			off += 5
+		}
+	}
+	if off+pad > len(payload) {
+		g.hpackBroken = true // a protocol error the server answers itself
+		return
+	}
+	end := len(payload) - pad
+	if g.dec == nil {
+		g.dec = hpack.NewDecoder(headerTableSize, g.emit)
+		g.dec.SetMaxStringLength(g.lim.maxHeaderBytes)
+	}
+	if _, err := g.dec.Write(payload[off:end]); err != nil {
+		g.hpackBroken = true
+		return
+	}
+	if flags&flagEndHeaders == 0 {
+		return
+	}
+	if err := g.dec.Close(); err != nil {
+		g.hpackBroken = true
+		return
+	}
+	if !g.bad || length+len(resetField) > maxFrameSize {
+		return // no room for the field: the server answers 400 itself
+	}
+	g.bad = false
+	n := 9 + length + len(resetField)
+	b = g.block[:n]
+	copy(b[9+end+len(resetField):], b[9+end:9+length]) // the padding, moved
+	copy(b[9+end:], resetField)
+	l := length + len(resetField)
+	b[0], b[1], b[2] = byte(l>>16), byte(l>>8), byte(l)
+	g.pend = b
+}
+
+// resetField is an HPACK literal field without indexing, ":x" with an
+// empty value: a pseudo-header field after regular ones, which the
+// server resets the stream for.
+var resetField = []byte{0x00, 0x02, ':', 'x', 0x00}
+
+// emit checks each decoded field of a header block.
+func (g *guard) emit(f hpack.HeaderField) {
+	switch f.Name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		g.bad = true
+	case "te":
+		if f.Value != "trailers" {
+			g.bad = true
+		}
+	}
 }
 
 // mendSettings reads a SETTINGS payload and, when it names a setting

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // pipeConn is one end of an in-memory connection whose reads come from r
@@ -259,6 +261,69 @@ func TestSniffPreface(t *testing.T) {
 		rest, _ := io.ReadAll(next)
 		if string(rest) != tc.after {
 			t.Errorf("%q: then %q, want %q", tc.in, rest, tc.after)
+		}
+	}
+}
+
+// TestGuardResetsConnectionSpecific: a header block with a
+// connection-specific field, or te other than trailers, reaches the server
+// in a form it resets the stream for; other blocks pass unchanged, and the
+// guard's decoder follows the dynamic table across requests and
+// CONTINUATION frames.
+func TestGuardResetsConnectionSpecific(t *testing.T) {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	block := func(fields ...string) []byte {
+		hb.Reset()
+		for i := 0; i < len(fields); i += 2 {
+			enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+		}
+		return bytes.Clone(hb.Bytes())
+	}
+	req := []string{":method", "GET", ":scheme", "https", ":authority", "a.test", ":path", "/"}
+	type sent struct {
+		block []byte
+		bad   bool
+	}
+	blocks := []sent{
+		{block(append(req, "x-a", "1")...), false},
+		{block(append(req, "connection", "close")...), true},
+		{block(append(req, "x-a", "1")...), false}, // indexed from the table
+		{block(append(req, "te", "gzip")...), true},
+		{block(append(req, "te", "trailers")...), false},
+		{block(append(req, "upgrade", "h2c", "x-b", strings.Repeat("b", 300))...), true},
+	}
+	in := frames(t, func(fr *http2.Framer) error {
+		for i, b := range blocks {
+			id := uint32(2*i + 1)
+			if i == 5 { // split over CONTINUATION frames, padded
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b.block[:100], EndStream: true, PadLength: 7})
+				fr.WriteContinuation(id, false, b.block[100:200])
+				fr.WriteContinuation(id, true, b.block[200:])
+				continue
+			}
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b.block, EndStream: true, EndHeaders: true})
+		}
+		return nil
+	})
+	c := &pipeConn{r: bytes.NewReader(in), w: &bytes.Buffer{}}
+	g := newGuard(c, true, testLimits, nil)
+	defer g.Close()
+	out := c.readAll(t, g)
+	fr := http2.NewFramer(nil, bytes.NewReader(out))
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	for i, b := range blocks {
+		f, err := fr.ReadFrame()
+		var se http2.StreamError
+		switch {
+		case b.bad && (!errors.As(err, &se) || se.Code != http2.ErrCodeProtocol || se.StreamID != uint32(2*i+1)):
+			t.Errorf("block %d: got %v, %v; want a PROTOCOL_ERROR stream error", i, f, err)
+		case !b.bad && err != nil:
+			t.Errorf("block %d: %v", i, err)
+		case !b.bad:
+			if got := f.(*http2.MetaHeadersFrame).PseudoValue("path"); got != "/" {
+				t.Errorf("block %d: :path %q", i, got)
+			}
 		}
 	}
 }

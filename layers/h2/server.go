@@ -59,7 +59,9 @@ func NewServer(o Options) *Server {
 		IdleTimeout:          o.IdleTimeout,
 		// RFC 9113's default: no client needs larger frames, and
 		// SETTINGS_MAX_FRAME_SIZE promises peers no more.
-		MaxReadFrameSize: 16 << 10,
+		MaxReadFrameSize: maxFrameSize,
+		// The guard's HPACK decoder follows the server's: same table.
+		MaxDecoderHeaderTableSize: headerTableSize,
 	}
 	// ConfigureServer ties the servers together so that Shutdown reaches
 	// every connection ServeConn is serving.
