@@ -75,6 +75,7 @@ type guard struct {
 	werr    error     // the writer's write failed
 	closing bool      // Close was called: the writer ends once the queue is empty
 	wdone   bool      // the writer ended
+	closed  bool      // the connection was closed
 	whdr    [9]byte
 	whn     int // header bytes seen of the current outbound frame
 	wleft   int // payload bytes left of it
@@ -548,6 +549,7 @@ func (g *guard) writeLoop() {
 
 // Close sends what is queued (for at most a second), then closes the
 // connection.
+// It is safe to call more than once, from any goroutine.
 func (g *guard) Close() error {
 	g.wmu.Lock()
 	if !g.closing {
@@ -558,7 +560,12 @@ func (g *guard) Close() error {
 	for !g.wdone {
 		g.wcond.Wait()
 	}
+	first := !g.closed
+	g.closed = true
 	g.wmu.Unlock()
+	if !first {
+		return nil
+	}
 	return g.Conn.Close()
 }
 

@@ -74,13 +74,14 @@ func NewServer(o Options) *Server {
 // ServeConn serves the HTTP/2 connection conn until it ends, calling
 // handler for each request stream on a goroutine of its own. sawPreface
 // says the client's connection preface was already read from conn (see
-// SniffPreface). conn is the caller's to close after.
+// SniffPreface). It closes conn before it returns.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn, sawPreface bool, handler http.Handler) {
 	remote := conn.RemoteAddr()
 	conn = newGuard(conn, sawPreface, s.lim, func(reason string) {
 		s.log.Info("http2 connection ended with GOAWAY ENHANCE_YOUR_CALM",
 			slog.String("client", remote.String()), slog.String("reason", reason))
 	})
+	defer conn.Close() // the server closes it too; this ends the guard's writer whatever happened
 	s.s.ServeConn(conn, &http2.ServeConnOpts{
 		Context:          ctx,
 		BaseConfig:       s.hs,
