@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -102,7 +103,12 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	// The stream's context ends when the client resets it (or its
 	// connection ends): the session stops at once, before connecting if
 	// it has not yet, so that a rapid reset costs the servers nothing.
+	// The mux stage starts this goroutine as soon as the request head is
+	// in, ahead of the frames behind it; yielding once lets it read a
+	// reset that came with the head (rapid reset, CVE-2023-44487) before
+	// the session connects. It costs nothing measurable under load.
 	stop := context.AfterFunc(r.Context(), c.cancelStream)
+	runtime.Gosched()
 	c.s.reset()
 	c.s.serve()
 	stop()
