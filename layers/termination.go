@@ -88,6 +88,11 @@ var (
 	ErrNotTLS    = errors.New("not a TLS ClientHello")
 	ErrTooLarge  = errors.New("too large")
 	ErrDrained   = errors.New("drain timeout")
+	// ErrAnswered is what a stage returns when it answered the connection
+	// itself and closed it, as the TLS decode stage does for an ACME
+	// TLS-ALPN-01 validation: no session follows and nothing is logged as
+	// a failure.
+	ErrAnswered = errors.New("answered by the stage")
 )
 
 // StageError is an error raised by a stage, carrying where it happened so
