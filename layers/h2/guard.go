@@ -319,8 +319,11 @@ func (g *guard) readBlock(flags byte, length int, headers bool) {
 		g.hpackBroken = true // the server ends the connection for it
 		return
 	}
-	if cap(g.block) < 9+maxFrameSize {
-		g.block = make([]byte, 9+maxFrameSize)
+	if need := 9 + length + len(resetField); cap(g.block) < need {
+		// Sized to what came, not to the largest frame: most header
+		// blocks are small, and the buffer lives as long as the
+		// connection.
+		g.block = make([]byte, max(need, 512))
 	}
 	b := g.block[:9+length]
 	copy(b, g.hdr[:])
@@ -368,8 +371,7 @@ func (g *guard) readBlock(flags byte, length int, headers bool) {
 		return // no room for the field: the server answers 400 itself
 	}
 	g.bad = false
-	n := 9 + length + len(resetField)
-	b = g.block[:n]
+	b = g.block[:9+length+len(resetField)]
 	copy(b[9+end+len(resetField):], b[9+end:9+length]) // the padding, moved
 	copy(b[9+end:], resetField)
 	l := length + len(resetField)
