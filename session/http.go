@@ -219,10 +219,11 @@ func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 // httpConn is one client connection in HTTP mode. The goroutine running
 // Serve owns it; the fields under mu are shared with Shutdown.
 type httpConn struct {
-	f   *HTTPFrontend
-	in  *layers.Initiator
-	mux httpMux
-	s   httpSession // reused for each request: the sessions of a connection follow each other
+	f    *HTTPFrontend
+	in   *layers.Initiator
+	mux  httpMux
+	smux streamMux   // the mux of a stream's connection (ServeStream: mux points to it)
+	s    httpSession // reused for each request: the sessions of a connection follow each other
 
 	mu      sync.Mutex
 	cli     net.Conn // outermost client connection

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -97,9 +98,14 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 		MaxBody:      lim.MaxBody,
 		Client:       f.o.Timeouts.Client,
 	})
-	c := &httpConn{f: f, in: in, stream: true}
+	c, _ := streamConns.Get().(*httpConn)
+	if c == nil {
+		c = new(httpConn)
+	}
+	c.f, c.in, c.stream = f, in, true
 	c.s.c = c
-	c.mux = &streamMux{st: st}
+	c.smux = streamMux{st: st}
+	c.mux = &c.smux
 	// The stream's context ends when the client resets it (or its
 	// connection ends): the session stops at once, before connecting if
 	// it has not yet, so that a rapid reset costs the servers nothing.
@@ -111,11 +117,29 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	runtime.Gosched()
 	c.s.reset()
 	c.s.serve()
-	stop()
-	st.Close()
-	if !st.Ended() {
+	if stop() {
+		// The cancel never started: nothing else holds c. Its session
+		// keeps its buffers (arena, fields) for the next stream.
+		c.recycle()
+		streamConns.Put(c)
+	}
+	ended := st.Ended()
+	st.Release()
+	if !ended {
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// streamConns keeps the httpConns of finished streams for reuse.
+var streamConns sync.Pool
+
+// recycle empties a stream's httpConn for the next stream, keeping its
+// session's buffers.
+func (c *httpConn) recycle() {
+	c.s.reset()
+	s := c.s
+	s.c = nil
+	*c = httpConn{s: s}
 }
 
 // errStreamCancelled ends a stream's session when its client reset it or

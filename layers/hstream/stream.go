@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -105,9 +106,27 @@ func New(w http.ResponseWriter, r *http.Request, o Options) *Stream {
 	if o.MaxFields == 0 {
 		o.MaxFields = 100
 	}
-	s := &Stream{w: w, r: r, o: o, start: time.Now()}
+	s := streams.Get().(*Stream)
+	fields, trailers := s.head.Fields[:0], s.trailers[:0]
+	*s = Stream{w: w, r: r, o: o, start: time.Now(), trailers: trailers}
+	s.head.Fields = fields
 	s.err = s.build()
 	return s
+}
+
+// streams keeps released Streams, with their field slices, for reuse.
+var streams = sync.Pool{New: func() any { return new(Stream) }}
+
+// Release gives the stream back for reuse by a later New, with its body
+// buffer. Nothing of it — the head, body data, trailers — may be used
+// after; the caller makes sure nothing does.
+func (s *Stream) Release() {
+	s.release()
+	clear(s.head.Fields) // they point into the request: let it go
+	clear(s.trailers)
+	s.head.Fields, s.trailers = s.head.Fields[:0], s.trailers[:0]
+	s.w, s.r = nil, nil
+	streams.Put(s)
 }
 
 var defaultBuffers = layers.NewBufferPool(0)

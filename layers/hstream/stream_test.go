@@ -394,5 +394,6 @@ func BenchmarkStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		st.Close()
+		st.Release()
 	}
 }
