@@ -62,7 +62,7 @@ type BackendOptions struct {
 	// Logger receives health transitions and ejections; nil is silent.
 	Logger *slog.Logger
 	// MaxIdle bounds the idle HTTP connections kept per server for reuse:
-	// 0 means 64, a negative value turns pooling off.
+	// 0 means 1024, a negative value turns pooling off.
 	MaxIdle int
 	// IdleTimeout closes a pooled connection idle that long; 0 means 10 s.
 	// Keep it below the servers' own keep-alive timeout.

@@ -161,6 +161,9 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 		if h2o.IdleTimeout == 0 {
 			h2o.IdleTimeout = o.Timeouts.KeepAlive
 		}
+		if h2o.MaxHeaderBytes == 0 {
+			h2o.MaxHeaderBytes = o.Limits.WithDefaults().MaxHeadBytes
+		}
 		if h2o.Logger == nil {
 			h2o.Logger = o.Logger
 		}
@@ -219,6 +222,9 @@ type httpConn struct {
 	f   *HTTPFrontend
 	in  *layers.Initiator
 	mux httpMux
+	// smux is the mux of a stream's connection (ServeStream: mux points
+	// to it).
+	smux streamMux
 	// s is reused for each request (the sessions of a connection follow
 	// each other); an idle connection gives it up (see serve).
 	s *httpSession

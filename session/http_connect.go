@@ -60,6 +60,9 @@ func analyseConnect(s *httpSession) result {
 	attempt := 0
 	var last error
 	for {
+		if err := s.c.abortCause(); err != nil {
+			return abortWith(0, err) // a cancelled stream connects nowhere
+		}
 		if s.server == nil {
 			srv, waited, err := s.acquire(b)
 			s.rec.Queue += waited

@@ -2,9 +2,12 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -76,20 +79,80 @@ func (c *httpConn) serveH2(conn net.Conn, sawPreface bool) {
 func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, r *http.Request) {
 	lim := f.o.Limits.WithDefaults()
 	st := hstream.New(w, r, hstream.Options{
-		Buffers:   f.buffers,
-		MaxFields: lim.MaxFields,
-		MaxURI:    lim.MaxURI,
-		MaxBody:   lim.MaxBody,
-		Client:    f.o.Timeouts.Client,
+		Buffers:      f.buffers,
+		MaxHeadBytes: lim.MaxHeadBytes,
+		MaxFields:    lim.MaxFields,
+		MaxURI:       lim.MaxURI,
+		MaxBody:      lim.MaxBody,
+		Client:       f.o.Timeouts.Client,
 	})
-	c := &httpConn{f: f, in: in, stream: true}
-	c.s = &httpSession{c: c}
-	c.mux = &streamMux{st: st}
+	c, _ := streamConns.Get().(*httpConn)
+	if c == nil {
+		c = new(httpConn)
+	}
+	c.f, c.in, c.stream = f, in, true
+	if c.s == nil {
+		c.s = &httpSession{}
+	}
+	c.s.c = c
+	c.smux = streamMux{st: st}
+	c.mux = &c.smux
+	// The stream's context ends when the client resets it (or its
+	// connection ends): the session stops at once, before connecting if
+	// it has not yet, so that a rapid reset costs the servers nothing.
+	// The mux stage starts this goroutine as soon as the request head is
+	// in, ahead of the frames behind it; yielding once lets it read a
+	// reset that came with the head (rapid reset, CVE-2023-44487) before
+	// the session connects. It costs nothing measurable under load.
+	stop := context.AfterFunc(r.Context(), c.cancelStream)
+	runtime.Gosched()
 	c.s.reset()
 	c.s.serve()
-	st.Close()
-	if !st.Ended() {
+	if stop() {
+		// The cancel never started: nothing else holds c. Its session
+		// keeps its buffers (arena, fields) for the next stream.
+		c.recycle()
+		streamConns.Put(c)
+	}
+	ended := st.Ended()
+	st.Release()
+	if !ended {
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// streamConns keeps the httpConns of finished streams for reuse.
+var streamConns sync.Pool
+
+// recycle empties a stream's httpConn for the next stream, keeping its
+// session's buffers.
+func (c *httpConn) recycle() {
+	c.s.reset()
+	s := c.s
+	s.c = nil
+	c.f, c.in, c.mux, c.smux = nil, nil, nil, streamMux{}
+	c.cli, c.srv, c.idle, c.linger, c.aborted, c.cause = nil, nil, false, false, false, nil
+	c.parked, c.panicked = false, nil
+	c.s = s
+}
+
+// errStreamCancelled ends a stream's session when its client reset it or
+// its connection ended.
+var errStreamCancelled = &layers.StageError{Side: layers.SideClient, Stage: "http stream", Phase: layers.PhaseData,
+	Err: errors.New("cancelled by the client (stream reset or connection closed)")}
+
+// cancelStream aborts the session of a stream: its server connection, if
+// any, is unblocked; the client connection is the mux stage's and stays.
+func (c *httpConn) cancelStream() {
+	c.mu.Lock()
+	c.aborted = true
+	if c.cause == nil {
+		c.cause = errStreamCancelled
+	}
+	srv := c.srv
+	c.mu.Unlock()
+	if srv != nil {
+		srv.SetDeadline(aLongTimeAgo)
 	}
 }
 

@@ -25,9 +25,12 @@ import (
 // connection (analyseConnect).
 const probeAfter = 250 * time.Millisecond
 
-// Defaults of the idle pool.
+// Defaults of the idle pool. An HTTP/2 or HTTP/3 front multiplexes many
+// requests in flight onto HTTP/1 server connections, one each: a pool
+// smaller than that concurrency closes and redials connections all the
+// time (HAProxy keeps every idle one by default).
 const (
-	defaultMaxIdle     = 64
+	defaultMaxIdle     = 1024
 	defaultIdleTimeout = 10 * time.Second
 )
 

@@ -214,6 +214,11 @@ func setAbsoluteForm(h *msg.Head, t []byte) error {
 // a reg-name or IPv4 of unreserved, pct-encoded and sub-delims characters,
 // or a bracketed IP literal; a port of digits, required when needPort.
 // An empty authority is valid unless a port is needed.
+// ValidAuthority reports whether a is a host[:port] the HTTP/1 stage
+// accepts in a Host field (empty: the request names none). The stages that
+// translate other versions into HTTP/1 check theirs with it.
+func ValidAuthority(a []byte) bool { return validAuthority(a, false) }
+
 func validAuthority(a []byte, needPort bool) bool {
 	if len(a) == 0 {
 		return !needPort

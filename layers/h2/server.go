@@ -31,8 +31,10 @@ type Options struct {
 // Server is the HTTP/2 mux stage for the connections of one frontend. It
 // is safe for concurrent use: ServeConn runs once per connection.
 type Server struct {
-	hs *http.Server
-	s  *http2.Server
+	hs  *http.Server
+	s   *http2.Server
+	lim abuseLimits
+	log *slog.Logger
 }
 
 // NewServer builds the stage.
@@ -55,20 +57,31 @@ func NewServer(o Options) *Server {
 	s := &http2.Server{
 		MaxConcurrentStreams: o.MaxConcurrentStreams,
 		IdleTimeout:          o.IdleTimeout,
+		// RFC 9113's default: no client needs larger frames, and
+		// SETTINGS_MAX_FRAME_SIZE promises peers no more.
+		MaxReadFrameSize: maxFrameSize,
+		// The guard's HPACK decoder follows the server's: same table.
+		MaxDecoderHeaderTableSize: headerTableSize,
 	}
 	// ConfigureServer ties the servers together so that Shutdown reaches
 	// every connection ServeConn is serving.
 	if err := http2.ConfigureServer(hs, s); err != nil {
 		panic("h2: " + err.Error()) // only on a TLS configuration we never set
 	}
-	return &Server{hs: hs, s: s}
+	return &Server{hs: hs, s: s, lim: newAbuseLimits(o.MaxConcurrentStreams, o.MaxHeaderBytes), log: logger}
 }
 
 // ServeConn serves the HTTP/2 connection conn until it ends, calling
 // handler for each request stream on a goroutine of its own. sawPreface
 // says the client's connection preface was already read from conn (see
-// SniffPreface). conn is the caller's to close after.
+// SniffPreface). It closes conn before it returns.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn, sawPreface bool, handler http.Handler) {
+	remote := conn.RemoteAddr()
+	conn = newGuard(conn, sawPreface, s.lim, func(reason string) {
+		s.log.Info("http2 connection ended with GOAWAY ENHANCE_YOUR_CALM",
+			slog.String("client", remote.String()), slog.String("reason", reason))
+	})
+	defer conn.Close() // the server closes it too; this ends the guard's writer whatever happened
 	s.s.ServeConn(conn, &http2.ServeConnOpts{
 		Context:          ctx,
 		BaseConfig:       s.hs,

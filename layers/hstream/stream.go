@@ -8,10 +8,12 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h1"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -20,6 +22,12 @@ import (
 type Options struct {
 	// Buffers hands out the body buffer (a default pool when nil).
 	Buffers *layers.BufferPool
+	// MaxHeadBytes bounds the request head as HTTP/1 would carry it
+	// (method, :path, :authority and each field's name and value, with
+	// their separators): 431 past it. The mux stage bounds the header
+	// list it decodes too; this keeps a head that fits in it from
+	// outgrowing the HTTP/1 limit.
+	MaxHeadBytes int
 	// MaxFields bounds the number of header fields: 431 past it.
 	MaxFields int
 	// MaxURI bounds the length of :path: 414 past it.
@@ -55,8 +63,12 @@ var (
 	errCL           = &Error{400, "invalid content-length"}
 	errBodyLength   = &Error{400, "body length differs from content-length"}
 	errNoPath       = &Error{400, "missing :path"}
-	errPath         = &Error{400, "space or control character in :path"}
+	errTarget       = &Error{400, "invalid character in :path"}
+	errAuthority    = &Error{400, "invalid :authority"}
+	errNoAuthority  = &Error{400, "missing :authority and host"}
+	errConnect      = &Error{501, "CONNECT on a multiplexed stream"}
 	errTooManyField = &Error{431, "too many header fields"}
+	errHeadTooLarge = &Error{431, "request head too large"}
 	errURITooLong   = &Error{414, "request target too long"}
 	errBodyTooLarge = &Error{413, "body too large"}
 	errUpgrade      = errors.New("hstream: protocol switch on a multiplexed stream")
@@ -65,10 +77,9 @@ var (
 // Stream is one request stream and its response, in the session's terms
 // (session.HTTPStream). The goroutine serving the stream owns it.
 type Stream struct {
-	w  http.ResponseWriter
-	r  *http.Request
-	rc *http.ResponseController
-	o  Options
+	w http.ResponseWriter
+	r *http.Request
+	o Options
 
 	head  msg.Head
 	err   error // why the request is refused, if it is
@@ -95,9 +106,27 @@ func New(w http.ResponseWriter, r *http.Request, o Options) *Stream {
 	if o.MaxFields == 0 {
 		o.MaxFields = 100
 	}
-	s := &Stream{w: w, r: r, rc: http.NewResponseController(w), o: o, start: time.Now()}
+	s := streams.Get().(*Stream)
+	fields, trailers := s.head.Fields[:0], s.trailers[:0]
+	*s = Stream{w: w, r: r, o: o, start: time.Now(), trailers: trailers}
+	s.head.Fields = fields
 	s.err = s.build()
 	return s
+}
+
+// streams keeps released Streams, with their field slices, for reuse.
+var streams = sync.Pool{New: func() any { return new(Stream) }}
+
+// Release gives the stream back for reuse by a later New, with its body
+// buffer. Nothing of it — the head, body data, trailers — may be used
+// after; the caller makes sure nothing does.
+func (s *Stream) Release() {
+	s.release()
+	clear(s.head.Fields) // they point into the request: let it go
+	clear(s.trailers)
+	s.head.Fields, s.trailers = s.head.Fields[:0], s.trailers[:0]
+	s.w, s.r = nil, nil
+	streams.Put(s)
 }
 
 var defaultBuffers = layers.NewBufferPool(0)
@@ -127,31 +156,43 @@ func (s *Stream) build() error {
 	h.Method = bytesOf(r.Method)
 	h.Authority = bytesOf(r.Host)
 	h.Major, h.Minor = uint8(r.ProtoMajor), uint8(r.ProtoMinor)
-	if r.Method != http.MethodConnect {
-		if r.RequestURI == "" {
-			return errNoPath
-		}
-		// On an HTTP/1 request line a space would end the target early
-		// and a control character could end the line: "/a b" must not
-		// become "GET /a b HTTP/1.1". Neither library checks this.
-		for i := 0; i < len(r.RequestURI); i++ {
-			if c := r.RequestURI[i]; c <= ' ' || c == 0x7f {
-				return errPath
-			}
-		}
-		h.Path = bytesOf(r.RequestURI)
+	if r.Method == http.MethodConnect {
+		// A stream cannot become the byte tunnel an HTTP/1 CONNECT
+		// opens to the server.
+		return errConnect
 	}
+	if r.RequestURI == "" {
+		return errNoPath
+	}
+	if !validTarget(r.RequestURI, r.Method) {
+		return errTarget
+	}
+	if r.Host == "" {
+		return errNoAuthority // HTTP/1.1 requires the Host it would become
+	}
+	if !validAuthority(r.Host) {
+		return errAuthority
+	}
+	h.Path = bytesOf(r.RequestURI)
 	if s.o.MaxURI > 0 && len(r.RequestURI) > s.o.MaxURI {
 		return errURITooLong
 	}
-	names := make([]string, 0, len(r.Header))
+	var small [16]string
+	names := small[:0]
 	nfields := 0
+	size := len(r.Method) + len(r.RequestURI) + len(r.Host) + len(" HTTP/1.1\r\nHost: \r\n\r\n")
 	for name, vv := range r.Header {
 		names = append(names, name)
 		nfields += len(vv)
+		for _, v := range vv {
+			size += len(name) + len(v) + len(": \r\n")
+		}
 	}
 	if nfields > s.o.MaxFields {
 		return errTooManyField
+	}
+	if s.o.MaxHeadBytes > 0 && size > s.o.MaxHeadBytes {
+		return errHeadTooLarge
 	}
 	slices.Sort(names) // a map has no order; a stable one keeps logs and tests repeatable
 	cl := int64(-1)
@@ -203,6 +244,8 @@ func (s *Stream) build() error {
 		h.HasTrailers = true
 	}
 	switch {
+	case (r.Body == nil || r.Body == http.NoBody) && cl > 0:
+		return errBodyLength // the stream ended with its head
 	case r.Body == nil || r.Body == http.NoBody:
 		h.Body = msg.BodyNone
 	case cl > 0 || r.ContentLength > 0:
@@ -228,13 +271,48 @@ func (s *Stream) build() error {
 	return nil
 }
 
-func validName(name string) bool {
-	if name == "" {
-		return false
+// The byte classes of the checks below (RFC 9110 §5.6.2, RFC 3986 §2),
+// the same as the HTTP/1 stage's (layers/h1/chars.go): what passes here
+// reads the same once written as HTTP/1.
+const (
+	cTchar  = 1 << iota // token character: field names
+	cTarget             // visible ASCII except '#': the request target
+)
+
+var class = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+			t[c] |= cTchar
+		}
+		switch b {
+		case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+			t[c] |= cTchar
+		}
+		if 0x21 <= b && b <= 0x7e && b != '#' {
+			t[c] |= cTarget
+		}
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || c == ':' {
+	return t
+}()
+
+func validName(name string) bool { return name != "" && all(name, cTchar) }
+
+// validTarget accepts an origin-form :path, or "*" for OPTIONS.
+func validTarget(p, method string) bool {
+	if p == "*" {
+		return method == http.MethodOptions
+	}
+	return p[0] == '/' && all(p, cTarget)
+}
+
+// validAuthority accepts host[:port] as the HTTP/1 stage does.
+func validAuthority(a string) bool { return h1.ValidAuthority(bytesOf(a)) }
+
+func all(s string, cls uint8) bool {
+	for i := 0; i < len(s); i++ {
+		if class[s[i]]&cls == 0 {
 			return false
 		}
 	}
@@ -287,7 +365,7 @@ func (s *Stream) WaitBody() (done bool, err error) {
 // read reads once into the free end of the buffer.
 func (s *Stream) read() error {
 	if d := s.o.Client; d > 0 {
-		s.rc.SetReadDeadline(time.Now().Add(d))
+		http.NewResponseController(s.w).SetReadDeadline(time.Now().Add(d))
 	}
 	for {
 		k, err := s.r.Body.Read((*s.buf)[s.n:])
@@ -445,18 +523,25 @@ func (s *Stream) WriteHead(h *msg.Head, body []byte, end bool) error {
 		s.ended = true
 		return nil
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
 
 // addFields copies fields into hdr under their names as sent; the mux
 // stage writes them in lower case.
 func addFields(hdr http.Header, fields msg.Fields) {
-	for _, f := range fields {
+	// One backing array for the values of the common case, a field once.
+	vals := make([]string, len(fields))
+	for i, f := range fields {
 		if isConnectionSpecific(f.Name) {
 			continue
 		}
 		name := string(f.Name)
-		hdr[name] = append(hdr[name], string(f.Value))
+		if vv, ok := hdr[name]; ok {
+			hdr[name] = append(vv, string(f.Value))
+			continue
+		}
+		vals[i] = string(f.Value)
+		hdr[name] = vals[i : i+1 : i+1]
 	}
 }
 
@@ -471,7 +556,7 @@ func isConnectionSpecific(name []byte) bool {
 
 func (s *Stream) writeDeadline() {
 	if d := s.o.Client; d > 0 {
-		s.rc.SetWriteDeadline(time.Now().Add(d))
+		http.NewResponseController(s.w).SetWriteDeadline(time.Now().Add(d))
 	}
 }
 
@@ -482,7 +567,7 @@ func (s *Stream) WriteBody(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
 
 // EndBody ends the response body with its trailers.
@@ -497,6 +582,15 @@ func (s *Stream) EndBody(trailers msg.Fields) error {
 	}
 	s.ended = true
 	return nil
+}
+
+// flush sends what was written at once. Both mux stages' writers have
+// FlushError; a ResponseController is made only for a writer that has not.
+func (s *Stream) flush() error {
+	if f, ok := s.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return http.NewResponseController(s.w).Flush()
 }
 
 // Tunnel is nil: a multiplexed stream does not switch protocols.
