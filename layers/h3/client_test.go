@@ -288,7 +288,15 @@ func TestClientAfterGoaway(t *testing.T) {
 	}
 	defer ln.Close()
 	first := newServer()
+	defer first.Close()
 	accept := make(chan *quic.Conn, 4)
+	var accepted []*quic.Conn
+	defer func() {
+		// Whatever a lost packet left open on a loaded machine.
+		for _, qc := range accepted {
+			qc.CloseWithError(0, "")
+		}
+	}()
 	go func() {
 		for {
 			qc, err := ln.Accept(context.Background())
@@ -301,7 +309,9 @@ func TestClientAfterGoaway(t *testing.T) {
 	c := newTestClient(t, p, pc.LocalAddr().String())
 	held := openStream(t, c)
 	held.WriteRequest(requestHead("GET", "/hold", msg.BodyNone, -1), nil, true)
-	go first.ServeQUICConn(<-accept)
+	qc1 := <-accept
+	accepted = append(accepted, qc1)
+	go first.ServeQUICConn(qc1)
 	time.Sleep(50 * time.Millisecond)
 	go first.Shutdown(context.Background()) // GOAWAY; /hold keeps the connection open
 	time.Sleep(50 * time.Millisecond)
@@ -313,8 +323,10 @@ func TestClientAfterGoaway(t *testing.T) {
 	}
 	second := newServer()
 	defer second.Close()
+	qc2 := make(chan *quic.Conn, 1)
 	go func() {
 		qc := <-accept
+		qc2 <- qc
 		second.ServeQUICConn(qc)
 	}()
 	s = openStream(t, c)
@@ -326,6 +338,7 @@ func TestClientAfterGoaway(t *testing.T) {
 	if h, err := held.ReadHead(5 * time.Second); err != nil || h.Status != 200 {
 		t.Errorf("the stream in flight at GOAWAY failed: %v", err)
 	}
+	accepted = append(accepted, <-qc2)
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections served, want 2 (a new one after GOAWAY)", n)
 	}
