@@ -88,6 +88,11 @@ var (
 	ErrNotTLS    = errors.New("not a TLS ClientHello")
 	ErrTooLarge  = errors.New("too large")
 	ErrDrained   = errors.New("drain timeout")
+	// ErrUnprocessed is a request the server refused before processing
+	// any of it (an HTTP/2 REFUSED_STREAM, or a stream above a GOAWAY's
+	// last stream ID, RFC 9113 §8.7): it may be sent again, whatever its
+	// method, if none of its body was consumed.
+	ErrUnprocessed = errors.New("refused by the server before processing")
 )
 
 // StageError is an error raised by a stage, carrying where it happened so

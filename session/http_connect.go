@@ -36,13 +36,18 @@ func idempotent(m []byte) bool {
 //   - a request that can be replayed (idempotent method, no body) may use
 //     an idle pooled connection of that server; any other request gets a
 //     fresh one, so that a connection the server closed meanwhile can only
-//     cost a request that is safe to send again;
+//     cost a request that is safe to send again — except on a server
+//     spoken to over HTTP/2, where every request takes a stream on a
+//     shared connection (one with room, else a new one), whose death the
+//     connection's reader notices and whose refusals are explicit;
 //   - a failed connect is retried on another server (Backend.Retries
 //     times), for any request: nothing was sent;
 //   - a server that closes before any response byte (an "empty response")
 //     gets a replayable request again: on a fresh connection to the same
 //     server when the dead one came from the pool (not counted as a retry),
-//     else on another server; a request whose body was sent is never
+//     else on another server; so does any request the server refused
+//     unprocessed (layers.ErrUnprocessed: an HTTP/2 REFUSED_STREAM or
+//     GOAWAY), whatever its method; a request whose body was sent is never
 //     replayed (502);
 //   - no response head within the server timeout: 504; a malformed one:
 //     502.
@@ -51,7 +56,7 @@ func analyseConnect(s *httpSession) result {
 	b := s.backend
 	s.balanceRequest(b)
 	replayable := idempotent(s.req.Method) && s.req.Body == msg.BodyNone
-	fresh := !replayable
+	redial := false // a connection taken for reuse was dead: this request dials
 	attempt := 0
 	var last error
 	for {
@@ -67,7 +72,12 @@ func analyseConnect(s *httpSession) result {
 			s.server = srv
 			s.rec.Server, s.rec.Retries = srv.Name(), attempt
 		}
-		if !fresh {
+		if !redial && s.server.multiplexed() {
+			if up := s.c.f.sharedUpstream(s.server); up != nil {
+				s.up, s.reused = up, true
+				s.rec.Connect = 0
+			}
+		} else if !redial && replayable {
 			if up := s.server.takeIdle(); up != nil {
 				s.up, s.reused = up, true
 				s.rec.Connect = 0
@@ -76,6 +86,10 @@ func analyseConnect(s *httpSession) result {
 		if s.up == nil {
 			start := time.Now()
 			conn, err := s.dial(s.server)
+			var up upstream
+			if err == nil {
+				up, err = s.c.f.newUpstream(s.server, conn)
+			}
 			s.rec.Connect = time.Since(start)
 			if s.c.abortCause() == nil {
 				s.server.Observe(err)
@@ -91,7 +105,7 @@ func analyseConnect(s *httpSession) result {
 				attempt++
 				continue
 			}
-			s.up, s.reused = s.c.f.newUpstream(conn), false
+			s.up, s.reused = up, false
 		}
 		s.c.setSrv(s.up.Conn())
 
@@ -107,9 +121,10 @@ func analyseConnect(s *httpSession) result {
 		}
 		responded, reused := s.up.Responded(), s.reused
 		s.dropUpstream()
-		if !responded && replayable && !sentBody && s.c.abortCause() == nil && !isTimeout(err) {
+		again := replayable || errors.Is(err, layers.ErrUnprocessed)
+		if !responded && again && !sentBody && s.c.abortCause() == nil && !isTimeout(err) {
 			if reused {
-				fresh = true // the pooled connection was dead: same server, new connection
+				redial = true // the pooled connection was dead: same server, new connection
 				continue
 			}
 			if attempt < b.Retries() {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -64,8 +65,10 @@ type httpMux interface {
 	Close()
 }
 
-// upstream is the outbound stage of one server connection (HTTP/1 today;
-// h1.ClientConn is one).
+// upstream is the outbound stage of one exchange with a server: an HTTP/1
+// connection (h1.ClientConn), or a stream on an HTTP/2 connection shared
+// with other sessions (h2.Stream). Conn is the handle the session aborts
+// it through (a deadline in the past, Close).
 type upstream interface {
 	WriteRequest(h *msg.Head, body []byte, end bool) error
 	WriteBody(p []byte) error
@@ -85,9 +88,35 @@ type upstream interface {
 	Close() error
 }
 
-// newUpstream is the outbound stage for a new server connection.
-func (f *HTTPFrontend) newUpstream(conn net.Conn) upstream {
+// sharedUpstream is a stream on a connection to srv shared with other
+// sessions, when srv speaks HTTP/2 and one of its connections has room;
+// else nil.
+func (f *HTTPFrontend) sharedUpstream(srv *Server) upstream {
+	if srv.mux == nil {
+		return nil
+	}
+	if st := srv.mux.Take(f.streamOptions()); st != nil {
+		return st
+	}
+	return nil
+}
+
+// newUpstream is the outbound stage for a new connection to srv: HTTP/1,
+// or the first stream of a new shared HTTP/2 connection. conn is closed
+// on failure.
+func (f *HTTPFrontend) newUpstream(srv *Server, conn net.Conn) (upstream, error) {
+	if srv.mux != nil {
+		st, err := srv.mux.Add(conn, f.streamOptions())
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
 	c := h1.NewClientConn(conn, f.buffers, f.o.Limits)
 	c.SetWriteTimeout(f.o.Timeouts.Server)
-	return c
+	return c, nil
+}
+
+func (f *HTTPFrontend) streamOptions() h2.StreamOptions {
+	return h2.StreamOptions{Buffers: f.buffers, WriteTimeout: f.o.Timeouts.Server}
 }

@@ -202,6 +202,16 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 			logger.Warn("backend TLS verification is off: servers' certificates are not checked", "backend", b.Name)
 		}
 	}
+	proto, alpn := session.ProtoH1, []string(nil)
+	if b.TLS != nil {
+		alpn = b.TLS.ALPN
+	}
+	if b.Proto == config.ProtoH2 {
+		proto = session.ProtoH2
+		if len(alpn) == 0 {
+			alpn = []string{"h2"}
+		}
+	}
 	servers := make([]session.ServerOptions, len(b.Servers))
 	for i, s := range b.Servers {
 		d := &layers.Dialer{Address: s.Address}
@@ -214,12 +224,12 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 				RootCAs:            roots,
 				InsecureSkipVerify: !t.Verify,
 				Certificates:       clientCert,
-				ALPN:               t.ALPN,
+				ALPN:               alpn,
 			}))
 		}
 		servers[i] = session.ServerOptions{
 			Name: s.Name, Address: s.Address, Weight: s.Weight,
-			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d,
+			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d, Proto: proto,
 		}
 	}
 	o := session.BackendOptions{

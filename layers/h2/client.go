@@ -1,0 +1,234 @@
+package h2
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/strata-proxy/strata/layers"
+)
+
+// The outbound HTTP/2 stage.
+//
+// A Client holds the HTTP/2 connections to one server and shares them
+// among the sessions sending requests there: each request is a stream
+// (a *Stream, which speaks the session's outbound-stage vocabulary) on a
+// connection that has room for one more, as HAProxy's backend h2 mux does.
+// The connections themselves are made by the server's Connector (socket,
+// PROXY header, TLS encode) and handed to Add; x/net/http2's ClientConn
+// runs the protocol on each (framing, hpack, flow control, its read loop).
+//
+// Which connection carries a stream is decided under Client.mu, with a
+// count of the streams taken on each, so that sessions never push a
+// connection past the peer's SETTINGS_MAX_CONCURRENT_STREAMS: a new
+// connection is opened instead. Connections that closed, or got a GOAWAY
+// and have no stream left, are dropped when next looked at; x/net closes a
+// connection idle for IdleTimeout by itself.
+
+// ClientOptions configures the HTTP/2 connections to one server.
+type ClientOptions struct {
+	// IdleTimeout closes a connection that carried no stream for that
+	// long (10 s when 0).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a response's decoded header list (64 KiB when
+	// 0).
+	MaxHeaderBytes int
+}
+
+// Client is the HTTP/2 outbound stage of one server: its shared
+// connections. It is safe for concurrent use.
+type Client struct {
+	t *http2.Transport
+
+	mu     sync.Mutex
+	conns  []*sharedConn // oldest first; new streams fill the oldest with room
+	closed bool          // CloseIdle was called: no new connection is kept
+}
+
+// sharedConn is one connection of a Client.
+type sharedConn struct {
+	cc   *http2.ClientConn
+	conn net.Conn
+	// streams counts the Streams taken on the connection and not yet
+	// closed; guarded by Client.mu.
+	streams int
+}
+
+// assumedMaxStreams is the concurrency assumed of a connection whose peer
+// has not sent its SETTINGS yet (x/net's own assumption).
+const assumedMaxStreams = 100
+
+// NewClient returns the stage for one server.
+func NewClient(o ClientOptions) *Client {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	t := &http2.Transport{
+		// The response is forwarded as the server sent it: no transparent
+		// gzip, no header the client did not send.
+		DisableCompression: true,
+		MaxHeaderListSize:  uint32(o.MaxHeaderBytes),
+		IdleConnTimeout:    o.IdleTimeout,
+		// Connections come from the server's Connector, never from here.
+		DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
+			return nil, errors.New("h2: the client stage does not dial")
+		},
+	}
+	return &Client{t: t}
+}
+
+// ErrNotH2 is returned by Add for a TLS connection on which the server did
+// not agree to HTTP/2 by ALPN.
+var ErrNotH2 = errors.New(`server did not negotiate "h2" by ALPN; check that it speaks HTTP/2 over TLS or use proto h1`)
+
+// Take returns a new stream on a shared connection that has room for one,
+// or nil when none has (then make a connection and Add it).
+func (c *Client) Take(o StreamOptions) *Stream {
+	var drop []*sharedConn
+	c.mu.Lock()
+	var st *Stream
+	k := 0
+	for _, sc := range c.conns {
+		s := sc.cc.State()
+		if s.Closed || (s.Closing && sc.streams == 0) {
+			drop = append(drop, sc)
+			continue
+		}
+		c.conns[k] = sc
+		k++
+		if st != nil || s.Closing {
+			continue
+		}
+		limit := int(s.MaxConcurrentStreams)
+		if limit == 0 {
+			limit = assumedMaxStreams
+		}
+		if sc.streams < limit && sc.cc.CanTakeNewRequest() {
+			sc.streams++
+			st = newStream(c, sc, o)
+		}
+	}
+	clear(c.conns[k:])
+	c.conns = c.conns[:k]
+	c.mu.Unlock()
+	for _, sc := range drop {
+		sc.cc.Close()
+	}
+	return st
+}
+
+// Add starts HTTP/2 on conn, a new connection to the server made by its
+// Connector, shares it, and returns its first stream. On a TLS connection
+// the server must have chosen "h2" by ALPN (ErrNotH2); a cleartext one is
+// HTTP/2 with prior knowledge (h2c). conn is closed on failure.
+func (c *Client) Add(conn net.Conn, o StreamOptions) (*Stream, error) {
+	if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+			conn.Close()
+			return nil, &layers.StageError{Side: layers.SideServer, Stage: "h2", Phase: layers.PhaseConnect,
+				Err: fmt.Errorf("%w (got %q)", ErrNotH2, p)}
+		}
+	}
+	cc, err := c.t.NewClientConn(conn)
+	if err != nil {
+		conn.Close()
+		return nil, layers.Wrap(layers.SideServer, "h2", layers.PhaseConnect, err)
+	}
+	sc := &sharedConn{cc: cc, conn: conn, streams: 1}
+	c.mu.Lock()
+	if c.closed {
+		// A retired backend serves this one request and keeps nothing.
+		cc.SetDoNotReuse()
+	} else {
+		c.conns = append(c.conns, sc)
+	}
+	c.mu.Unlock()
+	return newStream(c, sc, o), nil
+}
+
+// release gives back a stream's place on sc.
+func (c *Client) release(sc *sharedConn) {
+	c.mu.Lock()
+	sc.streams--
+	closeNow := sc.streams == 0 && (c.closed || sc.cc.State().Closing)
+	c.mu.Unlock()
+	if closeNow {
+		sc.cc.Close()
+	}
+}
+
+// Conns returns the number of connections the Client keeps now.
+func (c *Client) Conns() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
+}
+
+// CloseIdle closes the connections that carry no stream and retires the
+// others: they take no new stream and close when their last one ends.
+// Streams taken later are served on connections of their own, closed after
+// them. Call it when the backend is retired (a reload, shutdown).
+func (c *Client) CloseIdle() {
+	c.mu.Lock()
+	c.closed = true
+	conns := c.conns
+	c.conns = nil
+	var idle []*sharedConn
+	for _, sc := range conns {
+		if sc.streams == 0 {
+			idle = append(idle, sc)
+		} else {
+			sc.cc.SetDoNotReuse()
+		}
+	}
+	c.mu.Unlock()
+	for _, sc := range idle {
+		sc.cc.Close()
+	}
+}
+
+// Probe sends one request (method, path, host) over HTTP/2 on conn, a new
+// connection to a server, and returns the response status: the "http"
+// health check of servers spoken to over HTTP/2. conn is closed after.
+func Probe(ctx context.Context, conn net.Conn, method, path, host string) (int, error) {
+	defer conn.Close()
+	if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+			return 0, fmt.Errorf("%w (got %q)", ErrNotH2, p)
+		}
+	}
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	t := &http2.Transport{DisableCompression: true}
+	cc, err := t.NewClientConn(conn)
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	scheme := "http"
+	if _, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		scheme = "https"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+host+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header["User-Agent"] = []string{"strata-health-check"}
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
