@@ -72,12 +72,7 @@ func analyseConnect(s *httpSession) result {
 			s.server = srv
 			s.rec.Server, s.rec.Retries = srv.Name(), attempt
 		}
-		if !redial && s.server.multiplexed() {
-			if up := s.c.f.sharedUpstream(s.server); up != nil {
-				s.up, s.reused = up, true
-				s.rec.Connect = 0
-			}
-		} else if !redial && replayable {
+		if !redial && replayable && !s.server.multiplexed() {
 			if up := s.server.takeIdle(); up != nil {
 				s.up, s.reused = up, true
 				s.rec.Connect = 0
@@ -85,13 +80,11 @@ func analyseConnect(s *httpSession) result {
 		}
 		if s.up == nil {
 			start := time.Now()
-			conn, err := s.dial(s.server)
-			var up upstream
-			if err == nil {
-				up, err = s.c.f.newUpstream(s.server, conn)
-			}
+			up, reused, err := s.connect(redial)
 			s.rec.Connect = time.Since(start)
-			if s.c.abortCause() == nil {
+			if reused {
+				s.rec.Connect = 0
+			} else if s.c.abortCause() == nil {
 				s.server.Observe(err)
 			}
 			if err != nil {
@@ -105,7 +98,7 @@ func analyseConnect(s *httpSession) result {
 				attempt++
 				continue
 			}
-			s.up, s.reused = up, false
+			s.up, s.reused = up, reused
 		}
 		s.c.setSrv(s.up.Conn())
 
@@ -190,13 +183,34 @@ func (s *httpSession) acquire(b *Backend) (*Server, time.Duration, error) {
 	return b.acquire(ctx, s.pick, s.tried)
 }
 
-func (s *httpSession) dial(srv *Server) (net.Conn, error) {
+// connect returns the outbound stage for the request, within the connect
+// timeout: a new HTTP/1 connection to s.server, or for an HTTP/2 server a
+// stream on a shared connection (reused) or on a new one (fresh asks for a
+// new one).
+func (s *httpSession) connect(fresh bool) (up upstream, reused bool, err error) {
 	ctx := context.Background()
 	if d := s.c.f.o.Timeouts.Connect; d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	srv := s.server
+	if srv.mux != nil {
+		dial := func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, srv) }
+		st, reused, err := srv.mux.Stream(ctx, dial, fresh, s.c.f.streamOptions())
+		if err != nil {
+			return nil, false, layers.Wrap(layers.SideServer, "tcp", layers.PhaseConnect, timeoutIf(ctx, err))
+		}
+		return st, reused, nil
+	}
+	conn, err := s.dial(ctx, srv)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.c.f.newUpstream(conn), false, nil
+}
+
+func (s *httpSession) dial(ctx context.Context, srv *Server) (net.Conn, error) {
 	conn, err := srv.Connector().Connect(ctx, s.c.in)
 	if err != nil {
 		return nil, layers.Wrap(layers.SideServer, "tcp", layers.PhaseConnect, timeoutIf(ctx, err))

@@ -88,35 +88,14 @@ type upstream interface {
 	Close() error
 }
 
-// sharedUpstream is a stream on a connection to srv shared with other
-// sessions, when srv speaks HTTP/2 and one of its connections has room;
-// else nil.
-func (f *HTTPFrontend) sharedUpstream(srv *Server) upstream {
-	if srv.mux == nil {
-		return nil
-	}
-	if st := srv.mux.Take(f.streamOptions()); st != nil {
-		return st
-	}
-	return nil
-}
-
-// newUpstream is the outbound stage for a new connection to srv: HTTP/1,
-// or the first stream of a new shared HTTP/2 connection. conn is closed
-// on failure.
-func (f *HTTPFrontend) newUpstream(srv *Server, conn net.Conn) (upstream, error) {
-	if srv.mux != nil {
-		st, err := srv.mux.Add(conn, f.streamOptions())
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	}
+// newUpstream is the HTTP/1 outbound stage for a new server connection.
+func (f *HTTPFrontend) newUpstream(conn net.Conn) upstream {
 	c := h1.NewClientConn(conn, f.buffers, f.o.Limits)
 	c.SetWriteTimeout(f.o.Timeouts.Server)
-	return c, nil
+	return c
 }
 
+// streamOptions are the settings of a stream to an HTTP/2 server.
 func (f *HTTPFrontend) streamOptions() h2.StreamOptions {
 	return h2.StreamOptions{Buffers: f.buffers, WriteTimeout: f.o.Timeouts.Server}
 }

@@ -47,9 +47,10 @@ type ClientOptions struct {
 type Client struct {
 	t *http2.Transport
 
-	mu     sync.Mutex
-	conns  []*sharedConn // oldest first; new streams fill the oldest with room
-	closed bool          // CloseIdle was called: no new connection is kept
+	mu      sync.Mutex
+	conns   []*sharedConn // oldest first; new streams fill the oldest with room
+	dialing chan struct{} // closed when the connection being made is shared (or failed)
+	closed  bool          // CloseIdle was called: no new connection is kept
 }
 
 // sharedConn is one connection of a Client.
@@ -87,16 +88,52 @@ func NewClient(o ClientOptions) *Client {
 	return &Client{t: t}
 }
 
-// ErrNotH2 is returned by Add for a TLS connection on which the server did
+// ErrNotH2 is the cause of a failed Stream for a TLS connection on which the server did
 // not agree to HTTP/2 by ALPN.
 var ErrNotH2 = errors.New(`server did not negotiate "h2" by ALPN; check that it speaks HTTP/2 over TLS or use proto h1`)
 
-// Take returns a new stream on a shared connection that has room for one,
-// or nil when none has (then make a connection and Add it).
-func (c *Client) Take(o StreamOptions) *Stream {
+// Dial makes a new connection to the server (its Connector's Connect).
+type Dial func(ctx context.Context) (net.Conn, error)
+
+// Stream returns a stream to the server for one request: on a shared
+// connection with room for it, else on a new connection made by dial.
+// One connection is made at a time: a session that finds no room while
+// another makes one waits for it and takes a stream there if it has room,
+// so that a burst of requests opens the connections it needs, not one
+// each. fresh asks for a new connection whatever the others' room (after
+// a connection turned out dead). reused reports a stream on a connection
+// that existed before. ctx bounds the wait and the dial; errors are
+// dial's, a failure to start HTTP/2 on the new connection
+// (*layers.StageError, stage "h2"), or ctx's.
+func (c *Client) Stream(ctx context.Context, dial Dial, fresh bool, o StreamOptions) (st *Stream, reused bool, err error) {
+	if fresh {
+		st, err := c.dialStream(ctx, dial, o, nil)
+		return st, false, err
+	}
+	for {
+		st, wait, done := c.take(o)
+		if st != nil {
+			return st, true, nil
+		}
+		if done != nil { // this session makes the next connection
+			st, err := c.dialStream(ctx, dial, o, done)
+			return st, false, err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// take returns a stream on a connection with room; else, when a
+// connection is being made, a channel closed when it is done; else a
+// channel that the caller closes when the connection it makes is shared
+// (or failed).
+func (c *Client) take(o StreamOptions) (st *Stream, wait <-chan struct{}, done chan struct{}) {
 	var drop []*sharedConn
 	c.mu.Lock()
-	var st *Stream
 	k := 0
 	for _, sc := range c.conns {
 		s := sc.cc.State()
@@ -120,40 +157,77 @@ func (c *Client) Take(o StreamOptions) *Stream {
 	}
 	clear(c.conns[k:])
 	c.conns = c.conns[:k]
+	if st == nil {
+		if c.dialing != nil {
+			wait = c.dialing
+		} else {
+			done = make(chan struct{})
+			c.dialing = done
+		}
+	}
 	c.mu.Unlock()
 	for _, sc := range drop {
 		sc.cc.Close()
 	}
-	return st
+	return st, wait, done
 }
 
-// Add starts HTTP/2 on conn, a new connection to the server made by its
-// Connector, shares it, and returns its first stream. On a TLS connection
-// the server must have chosen "h2" by ALPN (ErrNotH2); a cleartext one is
-// HTTP/2 with prior knowledge (h2c). conn is closed on failure.
-func (c *Client) Add(conn net.Conn, o StreamOptions) (*Stream, error) {
-	if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
-			conn.Close()
-			return nil, &layers.StageError{Side: layers.SideServer, Stage: "h2", Phase: layers.PhaseConnect,
-				Err: fmt.Errorf("%w (got %q)", ErrNotH2, p)}
-		}
+// dialStream makes a connection, starts HTTP/2 on it and shares it;
+// done, when set, is the channel of sessions waiting for it.
+func (c *Client) dialStream(ctx context.Context, dial Dial, o StreamOptions, done chan struct{}) (*Stream, error) {
+	var sc *sharedConn
+	conn, err := dial(ctx)
+	if err == nil {
+		sc, err = c.start(ctx, conn)
 	}
-	cc, err := c.t.NewClientConn(conn)
-	if err != nil {
-		conn.Close()
-		return nil, layers.Wrap(layers.SideServer, "h2", layers.PhaseConnect, err)
-	}
-	sc := &sharedConn{cc: cc, conn: conn, streams: 1}
 	c.mu.Lock()
+	if done != nil {
+		c.dialing = nil
+		close(done)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	sc.streams = 1
 	if c.closed {
 		// A retired backend serves this one request and keeps nothing.
-		cc.SetDoNotReuse()
+		sc.cc.SetDoNotReuse()
 	} else {
 		c.conns = append(c.conns, sc)
 	}
 	c.mu.Unlock()
 	return newStream(c, sc, o), nil
+}
+
+// start runs HTTP/2 on conn, a new connection to the server. On a TLS
+// connection the server must have chosen "h2" by ALPN (ErrNotH2); a
+// cleartext one is HTTP/2 with prior knowledge (h2c). It waits for the
+// answer to a PING, so that the server's SETTINGS (its concurrency limit)
+// are known before the connection is shared and a server that does not
+// speak HTTP/2 is found out at once. conn is closed on failure.
+func (c *Client) start(ctx context.Context, conn net.Conn) (*sharedConn, error) {
+	fail := func(err error) (*sharedConn, error) {
+		conn.Close()
+		return nil, &layers.StageError{Side: layers.SideServer, Stage: "h2", Phase: layers.PhaseConnect, Err: err}
+	}
+	if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+			return fail(fmt.Errorf("%w (got %q)", ErrNotH2, p))
+		}
+	}
+	cc, err := c.t.NewClientConn(conn)
+	if err != nil {
+		return fail(err)
+	}
+	if err := cc.Ping(ctx); err != nil {
+		cc.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: no answer to PING", layers.ErrTimeout)
+		}
+		return fail(fmt.Errorf("server did not answer as HTTP/2: %w", err))
+	}
+	return &sharedConn{cc: cc, conn: conn}, nil
 }
 
 // release gives back a stream's place on sc.

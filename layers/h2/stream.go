@@ -121,9 +121,13 @@ func (s *Stream) WriteRequest(h *msg.Head, body []byte, end bool) error {
 		s.broken = true
 		return errNoTunnel
 	}
+	hasBody := h.Body == msg.BodyChunked || (h.Body == msg.BodyLength && h.ContentLength > 0)
+	if hasBody && (h.Body == msg.BodyChunked || h.HasTrailers) {
+		s.trailer = make(http.Header)
+	}
 	req := s.request(h)
 	s.isHead = req.Method == http.MethodHead
-	if h.Body == msg.BodyChunked || (h.Body == msg.BodyLength && h.ContentLength > 0) {
+	if hasBody {
 		pr, pw := io.Pipe()
 		s.pr.Store(pr)
 		s.pw = pw
@@ -132,10 +136,9 @@ func (s *Stream) WriteRequest(h *msg.Head, body []byte, end bool) error {
 		if h.Body == msg.BodyLength {
 			req.ContentLength = h.ContentLength
 		}
-		if h.Body == msg.BodyChunked || h.HasTrailers {
-			s.trailer = make(http.Header)
-			req.Trailer = s.trailer
-		}
+		// The names announced in the head's Trailer field are the keys
+		// x/net announces in its own; EndBody fills in the values.
+		req.Trailer = s.trailer
 	} else {
 		s.sentAll.Store(true)
 	}
@@ -180,8 +183,18 @@ func (s *Stream) request(h *msg.Head) *http.Request {
 			continue
 		}
 		name := lowerString(f.Name)
-		if name == "user-agent" {
+		switch name {
+		case "user-agent":
 			ua = true
+		case "trailer":
+			if s.trailer != nil {
+				for _, n := range strings.Split(string(f.Value), ",") {
+					if n = strings.TrimSpace(n); n != "" {
+						s.trailer[http.CanonicalHeaderKey(n)] = nil
+					}
+				}
+			}
+			continue
 		}
 		hdr[name] = append(hdr[name], string(f.Value))
 	}
@@ -253,7 +266,7 @@ func (s *Stream) EndBody(trailers msg.Fields) error {
 			if skipField(f.Name) {
 				continue
 			}
-			name := lowerString(f.Name)
+			name := http.CanonicalHeaderKey(string(f.Name))
 			s.trailer[name] = append(s.trailer[name], string(f.Value))
 		}
 	}
@@ -356,10 +369,7 @@ func (s *Stream) convertHead() {
 			h.ContentLength = resp.ContentLength
 		}
 		s.eof = true
-	case resp.ContentLength == 0:
-		h.Body, h.ContentLength = msg.BodyLength, 0
-		s.eof = true
-	case resp.ContentLength > 0:
+	case resp.ContentLength >= 0:
 		h.Body, h.ContentLength = msg.BodyLength, resp.ContentLength
 	default:
 		h.Body, h.ContentLength = msg.BodyChunked, -1
