@@ -2,12 +2,15 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/certs"
+	"github.com/strata-proxy/strata/cmd/config"
 	"golang.org/x/net/http2"
 )
 
@@ -25,6 +29,7 @@ type h2Backend struct {
 	addr     string
 	srv      *http.Server
 	conns    atomic.Int32
+	closed   atomic.Int32
 	inflight atomic.Int32
 	peak     atomic.Int32
 	// gate, when set, holds /hold requests until it is closed.
@@ -75,8 +80,11 @@ func startH2Backend(t *testing.T, p *pki, useTLS bool, maxStreams uint32) *h2Bac
 		fmt.Fprintf(w, "held %d", n)
 	})
 	b.srv = &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			b.conns.Add(1)
+		case http.StateClosed:
+			b.closed.Add(1)
 		}
 	}}
 	b.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: int(maxStreams)}
@@ -271,5 +279,244 @@ func TestH2BackendSharesConnections(t *testing.T) {
 				t.Errorf("%d server connections carried %d streams at once, want at least %d", conns, peak, min)
 			}
 		})
+	}
+}
+
+// goawayBackend is an h2c server whose connections are served one by one,
+// so that a test can send GOAWAY on one of them. Responses name the
+// connection that carried them (X-Conn, from 1).
+type goawayBackend struct {
+	addr string
+	gate chan struct{}
+	held atomic.Int32
+
+	mu    sync.Mutex
+	conns []*http.Server // one per connection, in accept order
+}
+
+func startGoawayBackend(t *testing.T) *goawayBackend {
+	t.Helper()
+	b := &goawayBackend{gate: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = ln.Addr().String()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			n := len(b.conns) + 1
+			hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Conn", fmt.Sprint(n))
+				if r.URL.Path == "/hold" {
+					b.held.Add(1)
+					select {
+					case <-b.gate:
+					case <-time.After(10 * time.Second):
+					}
+				}
+				io.WriteString(w, "ok")
+			})}
+			h2s := &http2.Server{}
+			if err := http2.ConfigureServer(hs, h2s); err != nil {
+				panic(err)
+			}
+			b.conns = append(b.conns, hs)
+			b.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: hs.Handler})
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, hs := range b.conns {
+			hs.Close()
+		}
+		b.mu.Unlock()
+		wg.Wait()
+	})
+	return b
+}
+
+// goaway sends GOAWAY on connection n (from 1); streams in flight finish.
+func (b *goawayBackend) goaway(n int) {
+	b.mu.Lock()
+	hs := b.conns[n-1]
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // GOAWAY at once, without waiting for the streams
+	hs.Shutdown(ctx)
+}
+
+func (b *goawayBackend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}
+
+// TestH2BackendGoAway: a server's GOAWAY lets the streams in flight on
+// that connection finish, and new requests go to a new connection.
+func TestH2BackendGoAway(t *testing.T) {
+	b := startGoawayBackend(t)
+	addr := freeAddr(t)
+	client, base, _ := frontClient(t, nil, "http", addr)
+	startStrata(t, fmt.Sprintf("frontends:\n  web:\n    bind: %q\n    mode: http\n    default_backend: app\n%s",
+		addr, h2BackendYAML(nil, false, b.addr)))
+	get := func(path string) (string, error) {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || string(body) != "ok" {
+			return "", fmt.Errorf("status %d, body %q, read %v", resp.StatusCode, body, err)
+		}
+		return resp.Header.Get("X-Conn"), nil
+	}
+	held := make(chan string, 1)
+	go func() {
+		conn, err := get("/hold")
+		if err != nil {
+			t.Error(err)
+		}
+		held <- conn
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.held.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.goaway(1)
+	for i := range 5 {
+		conn, err := get("/")
+		if err != nil {
+			t.Fatalf("GET %d after GOAWAY: %v", i, err)
+		}
+		if conn != "2" {
+			t.Errorf("GET %d after GOAWAY on connection 1 was served on connection %s, want 2", i, conn)
+		}
+	}
+	close(b.gate)
+	if conn := <-held; conn != "1" {
+		t.Errorf("the request in flight at the GOAWAY was served on connection %q, want 1", conn)
+	}
+	if n := b.count(); n != 2 {
+		t.Errorf("the server accepted %d connections, want 2", n)
+	}
+}
+
+// TestH2BackendKilled: a server killed while GETs flow through shared
+// HTTP/2 connections costs no GET: they are retried on the other server.
+func TestH2BackendKilled(t *testing.T) {
+	p := newPKI(t)
+	b1, b2 := startH2Backend(t, p, false, 100), startH2Backend(t, p, false, 100)
+	addr := freeAddr(t)
+	client, base, _ := frontClient(t, p, "http", addr)
+	startStrata(t, fmt.Sprintf("frontends:\n  web:\n    bind: %q\n    mode: http\n    default_backend: app\n%s    retries: 3\n",
+		addr, h2BackendYAML(p, false, b1.addr, b2.addr)))
+	var ok, failed atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(base + "/hold")
+				if err != nil {
+					failed.Add(1)
+					t.Error(err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					t.Errorf("status %d", resp.StatusCode)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := ok.Load()
+	b1.srv.Close() // listener and connections, abruptly
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d GETs, %d before the kill, %d failed", ok.Load(), before, failed.Load())
+	if failed.Load() != 0 || ok.Load() <= before {
+		t.Fatalf("%d GETs failed, %d succeeded after the kill", failed.Load(), ok.Load()-before)
+	}
+}
+
+// TestH2BackendReload: a reload closes the retired backend's idle shared
+// connections; the new configuration opens its own.
+func TestH2BackendReload(t *testing.T) {
+	p := newPKI(t)
+	b := startH2Backend(t, p, true, 100)
+	closed := &b.closed
+	addr := freeAddr(t)
+	client, base, _ := frontClient(t, p, "http", addr)
+	text := fmt.Sprintf("frontends:\n  web:\n    bind: %q\n    mode: http\n    default_backend: app\n%s",
+		addr, h2BackendYAML(p, true, b.addr))
+	rt, _ := startStrata(t, text)
+	get := func() {
+		t.Helper()
+		resp, err := client.Get(base + "/hold")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	get()
+	get()
+	if n := b.conns.Load(); n != 1 {
+		t.Fatalf("%d server connections before the reload, want 1", n)
+	}
+	client.CloseIdleConnections() // the client's connection holds the old configuration
+	file := filepath.Join(t.TempDir(), "strata.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if closed.Load() != 1 {
+		t.Fatalf("the retired backend's idle connection was not closed (%d closed)", closed.Load())
+	}
+	get()
+	if n := b.conns.Load(); n != 2 {
+		t.Errorf("%d server connections after the reload, want 2", n)
 	}
 }

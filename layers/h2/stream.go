@@ -60,7 +60,8 @@ type Stream struct {
 	// (pr is closed by aborts, from any goroutine).
 	pr      atomic.Pointer[io.PipeReader]
 	pw      *io.PipeWriter
-	trailer http.Header // the request's trailers, filled by EndBody
+	trailer http.Header // the request's Trailer map: x/net's to read and write once sent
+	ended   [][2]string // the trailers EndBody received (copies), for the body's reader
 	wtimer  *time.Timer
 	sentAll atomic.Bool // EndBody closed the body
 
@@ -131,7 +132,7 @@ func (s *Stream) WriteRequest(h *msg.Head, body []byte, end bool) error {
 		pr, pw := io.Pipe()
 		s.pr.Store(pr)
 		s.pw = pw
-		req.Body = pr
+		req.Body = &bodyReader{pr: pr, s: s}
 		req.ContentLength = -1
 		if h.Body == msg.BodyLength {
 			req.ContentLength = h.ContentLength
@@ -262,20 +263,41 @@ func (s *Stream) EndBody(trailers msg.Fields) error {
 		return nil
 	}
 	if s.trailer != nil {
+		// The body's reader puts them in the request's trailer map: that
+		// map is x/net's while it writes the head.
 		for _, f := range trailers {
-			if skipField(f.Name) {
-				continue
+			if !skipField(f.Name) {
+				s.ended = append(s.ended, [2]string{http.CanonicalHeaderKey(string(f.Name)), string(f.Value)})
 			}
-			name := http.CanonicalHeaderKey(string(f.Name))
-			s.trailer[name] = append(s.trailer[name], string(f.Value))
 		}
 	}
-	// The pipe orders these writes of the trailer map before the
-	// connection's writer sees the end of the body and reads it.
 	s.pw.Close()
 	s.sentAll.Store(true)
 	return nil
 }
+
+// bodyReader is the request body as x/net reads it, on its writer's
+// goroutine: at the end of the body it fills the request's trailer map
+// with the trailers EndBody received (the pipe orders EndBody's write of
+// them before this read).
+type bodyReader struct {
+	pr *io.PipeReader
+	s  *Stream
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.pr.Read(p)
+	if err == io.EOF {
+		s := b.s
+		for _, f := range s.ended {
+			s.trailer[f[0]] = append(s.trailer[f[0]], f[1])
+		}
+		s.ended = nil
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.pr.Close() }
 
 // ReadHead returns the final response head, waiting at most timeout (0:
 // no limit). A timeout leaves the stream waiting: call again. Interim
