@@ -391,6 +391,12 @@ func (s *Stream) convertHead() {
 			h.ContentLength = resp.ContentLength
 		}
 		s.eof = true
+	case resp.ContentLength == 0 && resp.Header["Content-Length"] == nil:
+		// x/net's sign of a HEADERS frame that ended the stream: the
+		// response is whole (a gRPC "trailers-only" answer), and its end
+		// goes out with its head.
+		h.Body, h.ContentLength = msg.BodyLength, 0
+		s.eof = true
 	case resp.ContentLength >= 0:
 		h.Body, h.ContentLength = msg.BodyLength, resp.ContentLength
 	default:
