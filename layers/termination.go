@@ -93,6 +93,10 @@ var (
 	// last stream ID, RFC 9113 §8.7): it may be sent again, whatever its
 	// method, if none of its body was consumed.
 	ErrUnprocessed = errors.New("refused by the server before processing")
+	// ErrStreamReset is a stream of a multiplexed connection that the
+	// peer reset (an HTTP/2 RST_STREAM): a proxy resets the stream on the
+	// other side too, where it can.
+	ErrStreamReset = errors.New("stream reset")
 )
 
 // StageError is an error raised by a stage, carrying where it happened so

@@ -164,6 +164,10 @@ func (s *httpSession) serverError(err error, responded bool) result {
 		return abortWith(504, errServerTimeout)
 	case errors.As(err, &se):
 		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: err})
+	case errors.Is(err, layers.ErrStreamReset) && s.c.stream:
+		// A reset answers a reset: the client's stream is reset too,
+		// not answered with a 502 it could take for the server's.
+		return abortWith(0, layers.Wrap(layers.SideServer, "http response", layers.PhaseNone, err))
 	case !responded:
 		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: errEmptyResponse.Err})
 	}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -97,11 +98,35 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	c := &httpConn{f: f, in: in, stream: true}
 	c.s.c = c
 	c.mux = &streamMux{st: st}
+	// A client that resets its stream (a canceled gRPC call, a closed
+	// tab) ends the exchange with the server at once, as HAProxy's muxes
+	// do, rather than when the server answers.
+	stop := context.AfterFunc(r.Context(), c.abortServer)
 	c.s.reset()
 	c.s.serve()
+	stop()
 	st.Close()
 	if !st.Ended() {
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// errStreamReset ends a stream session whose client reset its stream.
+var errStreamReset = &layers.StageError{Side: layers.SideClient, Stage: "stream", Phase: layers.PhaseData, Err: errors.New("reset by the client")}
+
+// abortServer ends the exchange with the server of a stream session
+// whose client went away; the client's connection, shared with other
+// streams, is left alone.
+func (c *httpConn) abortServer() {
+	c.mu.Lock()
+	c.aborted = true
+	if c.cause == nil {
+		c.cause = errStreamReset
+	}
+	srv := c.srv
+	c.mu.Unlock()
+	if srv != nil {
+		srv.SetDeadline(aLongTimeAgo)
 	}
 }
 

@@ -338,7 +338,8 @@ func (s *Stream) ReadHead(timeout time.Duration) (*msg.Head, error) {
 // request unprocessed.
 func roundTripError(err error) error {
 	var se http2.StreamError
-	unprocessed := errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream
+	isReset := errors.As(err, &se)
+	unprocessed := isReset && se.Code == http2.ErrCodeRefusedStream
 	// x/net's sentinels for these are unexported: its own retry logic
 	// (canRetryError) tests the same three.
 	switch err.Error() {
@@ -346,8 +347,11 @@ func roundTripError(err error) error {
 		"http2: client conn not usable", "http2: client conn is closed":
 		unprocessed = true
 	}
-	if unprocessed {
+	switch {
+	case unprocessed:
 		err = fmt.Errorf("%w: %w", layers.ErrUnprocessed, err)
+	case isReset:
+		err = fmt.Errorf("%w by the server: %w", layers.ErrStreamReset, err)
 	}
 	return layers.Wrap(layers.SideServer, "h2", layers.PhaseNone, err)
 }
