@@ -32,6 +32,8 @@ type h2Backend struct {
 	closed   atomic.Int32
 	inflight atomic.Int32
 	peak     atomic.Int32
+	resumed  atomic.Int32 // requests on TLS connections that resumed a session
+	checks   atomic.Int32 // health checks received, over HTTP/2
 	// gate, when set, holds /hold requests until it is closed.
 	gate chan struct{}
 }
@@ -62,7 +64,15 @@ func startH2Backend(t *testing.T, p *pki, useTLS bool, maxStreams uint32) *h2Bac
 		w.Header().Set("X-Body-Sha256-T", fmt.Sprintf("%x", h.Sum(nil)))
 		w.Header().Set("X-Seen-Client-Trailer", r.Trailer.Get("X-Client-Trailer"))
 	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && r.Header.Get("User-Agent") == "strata-health-check" {
+			b.checks.Add(1)
+		}
+	})
 	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && r.TLS.DidResume {
+			b.resumed.Add(1)
+		}
 		n := b.inflight.Add(1)
 		defer b.inflight.Add(-1)
 		for {
@@ -277,6 +287,10 @@ func TestH2BackendSharesConnections(t *testing.T) {
 			}
 			if min := int32((held + maxStreams - 1) / maxStreams); conns < min {
 				t.Errorf("%d server connections carried %d streams at once, want at least %d", conns, peak, min)
+			}
+			// The connections after the first resume its TLS session.
+			if back == "h2" && b.resumed.Load() == 0 {
+				t.Error("no request came over a resumed TLS session")
 			}
 		})
 	}
@@ -518,5 +532,36 @@ func TestH2BackendReload(t *testing.T) {
 	get()
 	if n := b.conns.Load(); n != 2 {
 		t.Errorf("%d server connections after the reload, want 2", n)
+	}
+}
+
+// TestH2BackendHealthCheck: the "http" check of a server spoken to over
+// HTTP/2 is an HTTP/2 request, over TLS and h2c.
+func TestH2BackendHealthCheck(t *testing.T) {
+	p := newPKI(t)
+	for _, back := range []string{"h2", "h2c"} {
+		t.Run(back, func(t *testing.T) {
+			b := startH2Backend(t, p, back == "h2", 100)
+			addr := freeAddr(t)
+			client, base, _ := frontClient(t, p, "http", addr)
+			startStrata(t, fmt.Sprintf("frontends:\n  web:\n    bind: %q\n    mode: http\n    default_backend: app\n%s"+
+				"    health: { type: http, path: /health, interval: 50ms, rise: 1, fall: 1 }\n",
+				addr, h2BackendYAML(p, back == "h2", b.addr)))
+			deadline := time.Now().Add(5 * time.Second)
+			for b.checks.Load() < 2 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if b.checks.Load() < 2 {
+				t.Fatalf("%d HTTP/2 health checks reached the server", b.checks.Load())
+			}
+			resp, err := client.Get(base + "/hold")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: the checked server is not up", resp.StatusCode)
+			}
+		})
 	}
 }

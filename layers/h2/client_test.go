@@ -348,7 +348,7 @@ func TestStreamRefusesUpgrades(t *testing.T) {
 // before any request goes out.
 func TestStreamNeedsALPN(t *testing.T) {
 	cert := selfSigned(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}} /* no ALPN at all */)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
