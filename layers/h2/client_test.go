@@ -394,3 +394,58 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// BenchmarkStreamGET is one GET and its small response on a shared h2c
+// connection, as a session makes it (the server's cost included).
+func BenchmarkStreamGET(b *testing.B) {
+	dial := serveH2CForBench(b)
+	c := NewClient(ClientOptions{})
+	h := head("GET", "/small", msg.BodyNone, "User-Agent", "bench")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		st, _, err := c.Stream(ctx, dial, false, StreamOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.WriteRequest(h, nil, true); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.ReadHead(0); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, err := st.ReadBody(0)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.Close()
+	}
+}
+
+func serveH2CForBench(b *testing.B) Dial {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &http2.Server{}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.ServeConn(c, &http2.ServeConnOpts{Handler: handler})
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}
+}
