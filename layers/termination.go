@@ -97,6 +97,11 @@ var (
 	// peer reset (an HTTP/2 RST_STREAM): a proxy resets the stream on the
 	// other side too, where it can.
 	ErrStreamReset = errors.New("stream reset")
+	// ErrAnswered is what a stage returns when it answered the connection
+	// itself and closed it, as the TLS decode stage does for an ACME
+	// TLS-ALPN-01 validation: no session follows and nothing is logged as
+	// a failure.
+	ErrAnswered = errors.New("answered by the stage")
 )
 
 // StageError is an error raised by a stage, carrying where it happened so

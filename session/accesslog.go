@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // Record is the access-log record of one session: what HAProxy's TCP log
@@ -32,7 +33,10 @@ type Record struct {
 	Termination Termination
 
 	// HTTP mode only (one record per request; Method is empty in TCP
-	// mode, and the keys below are then left out).
+	// mode, and the keys below are then left out). Method, Host, Path and
+	// RequestID may share the session's memory: they are valid while Log
+	// runs, and a handler that keeps them past Handle must copy them (the
+	// slog handlers encode them before returning).
 	Method, Host, Path string
 	// Status is the status sent to the client (0: none was).
 	Status    int
@@ -57,6 +61,9 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	}
 	h := l.Handler()
 	if !h.Enabled(ctx, level) {
+		return
+	}
+	if fh, ok := h.(*JSONAccessHandler); ok && fh.logSession(r, level) {
 		return
 	}
 	// slog.LogAttrs would stamp the line with time.Now(); the record's
@@ -100,3 +107,7 @@ func addrString(ap netip.AddrPort) string {
 	}
 	return ap.String()
 }
+
+// viewString is b as a string without copying; b must not change while the
+// string is used.
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

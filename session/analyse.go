@@ -11,7 +11,8 @@ package session
 //   - resWait: it needs more data; the session runs the same analyser
 //     again (the analyser itself reads once more, bounded by its timeout,
 //     before it returns resWait, so the loop never spins).
-//   - resAnswered: it answered the request itself (a redirect route): the
+//   - resAnswered: it answered the request itself (a redirect route, an
+//     ACME HTTP-01 validation): the
 //     session writes s.local and stops; nothing is forwarded.
 //   - resAbort: the request cannot go on. Status is the error response to
 //     write (0: none, the connection just closes); Err is the termination
@@ -62,6 +63,7 @@ type analyser struct {
 // response head is in.
 var requestAnalysers = [...]analyser{
 	{"wait-head", analyseWaitHead},             // analyse_waithead.go: http_request timeout → 408, codec errors
+	{"acme-challenge", analyseACMEChallenge},   // analyse_acme.go: HTTP-01 validations, before rules and routes
 	{"rules", analyseRules},                    // analyse_rules.go: allow/deny
 	{"route", analyseRoute},                    // analyse_route.go: host, path, header, SNI, port → backend or redirect (analyse_redirect.go)
 	{"hop-by-hop", analyseRequestHopByHop},     // analyse_hopbyhop.go: before anything adds fields

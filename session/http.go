@@ -68,7 +68,11 @@ type HTTPFrontendOptions struct {
 	Timeouts HTTPTimeouts
 
 	// The analysers' configuration, in the order they run.
-	Rules []HTTPRule // allow/deny
+	//
+	// ACMEChallenge, when set, answers ACME HTTP-01 validations before
+	// anything else sees the request.
+	ACMEChallenge ACMEChallenge
+	Rules         []HTTPRule // allow/deny
 	// Routes are one ordered list of backend and redirect routes; the
 	// first match wins (it chooses the backend or answers the redirect),
 	// else DefaultBackend, else 503.
@@ -229,6 +233,9 @@ type httpConn struct {
 
 func (c *httpConn) serve() {
 	conn, err := c.runStages()
+	if errors.Is(err, layers.ErrAnswered) {
+		return // a stage answered it (ACME TLS-ALPN-01): no session
+	}
 	if err != nil {
 		c.s.reset()
 		c.s.term = err
@@ -568,7 +575,8 @@ func (s *httpSession) log() {
 	if s.backend != nil {
 		r.Backend = s.backend.Name()
 	}
-	r.Method, r.Host, r.Path, r.RequestID = string(s.method), string(s.host), string(s.path), string(s.reqID)
+	// Views of the session's copies, valid while Log runs (see Record).
+	r.Method, r.Host, r.Path, r.RequestID = viewString(s.method), viewString(s.host), viewString(s.path), viewString(s.reqID)
 	r.Status = s.status
 	r.Total = time.Since(r.Time)
 	r.Termination = t

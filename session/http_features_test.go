@@ -398,6 +398,32 @@ func TestHTTPRetries(t *testing.T) {
 			h.record(t)
 		}
 	})
+	t.Run("pooled connection closed right after its response", func(t *testing.T) {
+		// The server answers and closes at once, without saying so: the
+		// next request takes the connection from the pool without a probe
+		// (it was pooled an instant ago), finds it dead, and is replayed on
+		// a fresh one.
+		var conns atomic.Int64
+		addr := startServer(t, func(c *net.TCPConn) {
+			conns.Add(1)
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		})
+		b := newBackend(t, "app", "", 0, addr)
+		h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b})
+		for i := range 5 {
+			resp, body := rawExchange(t, h, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET")
+			if resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("request %d: got %d %q", i, resp.StatusCode, body)
+			}
+			wantRecord(t, h.record(t), map[string]any{"status": 200.0, "retries": 0.0})
+		}
+		if n := conns.Load(); n < 5 {
+			t.Errorf("5 requests made %d server connections; each needs its own", n)
+		}
+	})
 }
 
 // TestHTTPTimeouts checks each timeout's answer and its timing.

@@ -11,9 +11,19 @@ import (
 // most recently used last, for later sessions to reuse (DESIGN.md §1: a
 // connector's connections are pooled per server, and one Connector per
 // server already encodes its TLS parameters). A pooled connection holds no
-// buffer and no goroutine: taking one checks without blocking that the
-// server has not closed it (upstream.Alive). Connections idle longer than
+// buffer and no goroutine: taking one that has been idle for a while checks
+// without blocking that the server has not closed it (upstream.Alive). Connections idle longer than
 // the backend's IdleTimeout are closed by one timer per server.
+
+// A connection pooled less than probeAfter ago is taken without the
+// liveness probe: under load connections come back to the pool and leave it
+// within microseconds, and the probe is a system call per request (a third
+// of the work of reading a small response). Servers do not close a
+// kept-alive connection that soon after answering on it; and if one did,
+// nothing is lost: only requests that can be replayed ride pooled
+// connections, and an empty response on one is replayed on a fresh
+// connection (analyseConnect).
+const probeAfter = 250 * time.Millisecond
 
 // Defaults of the idle pool.
 const (
@@ -48,7 +58,8 @@ func (s *Server) takeIdle() upstream {
 		p.conns[n-1] = idleConn{}
 		p.conns = p.conns[:n-1]
 		p.mu.Unlock()
-		if time.Since(ic.since) < s.b.idleTimeout && ic.up.Alive() {
+		idle := time.Since(ic.since)
+		if idle < probeAfter || (idle < s.b.idleTimeout && ic.up.Alive()) {
 			return ic.up
 		}
 		ic.up.Close()

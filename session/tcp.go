@@ -137,7 +137,14 @@ func (f *TCPFrontend) Serve(in *layers.Initiator) {
 		s.finish(errDrained)
 		return
 	}
-	s.finish(s.serve())
+	err := s.serve()
+	if errors.Is(err, layers.ErrAnswered) {
+		// A stage answered the connection (ACME TLS-ALPN-01): there was
+		// no session to log.
+		s.cancel()
+		return
+	}
+	s.finish(err)
 }
 
 // tcpSession is one TCP-mode session. The goroutine running Serve owns it;

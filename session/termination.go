@@ -41,19 +41,25 @@ func (t Termination) IsError() bool { return t.Cause != "" }
 // String is the termination state: "client tls handshake: bad
 // certificate", "server connect: connection refused", "client idle
 // timeout", "proxy route: no route", "client close".
-func (t Termination) String() string {
-	s := t.Side.String()
+func (t Termination) String() string { return string(t.appendText(nil)) }
+
+// appendText appends String's text to b without allocating.
+func (t Termination) appendText(b []byte) []byte {
+	b = append(b, t.Side.String()...)
 	if t.Stage != "" && t.Stage != "tcp" {
-		s += " " + t.Stage
+		b = append(b, ' ')
+		b = append(b, t.Stage...)
 	}
-	if t.Phase != layers.PhaseNone && t.Phase.String() != t.Stage {
-		s += " " + t.Phase.String()
+	if p := t.Phase.String(); t.Phase != layers.PhaseNone && p != t.Stage {
+		b = append(b, ' ')
+		b = append(b, p...)
 	}
 	switch t.Cause {
 	case "":
-		return s
+		return b
 	case "timeout":
-		return s + " timeout"
+		return append(b, " timeout"...)
 	}
-	return s + ": " + t.Cause
+	b = append(b, ": "...)
+	return append(b, t.Cause...)
 }

@@ -3,8 +3,9 @@ package tlsstage
 // ALPNTable maps the protocol negotiated by ALPN to the stage that serves
 // it, as net/http's TLSNextProto does, and gives the list a TLS config
 // offers. It is the single place the next stage after TLS decode is chosen:
-// "http/1.1" today, and the one table later work extends with "h2", "h3"
-// and "acme-tls/1".
+// "http/1.1" today, and the one table later work extends with "h2" and
+// "h3". "acme-tls/1" is not in it: no stage follows that protocol, the TLS
+// decode stage answers it itself (ServerOptions.ChallengeCert).
 //
 // A table is filled while a configuration is built and only read
 // afterwards; reads may then run concurrently. The zero value is empty and

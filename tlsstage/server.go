@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
+	"slices"
 
 	"github.com/strata-proxy/strata/layers"
 )
@@ -44,6 +46,9 @@ func (s *Server) Name() string { return "tls" }
 // Accept runs the server handshake on conn within ctx and returns the
 // *tls.Conn, which has CloseWrite and NetConn. It sets in.Handshake and
 // in.SNI. A failure is a *layers.StageError "client tls handshake: <cause>".
+// A handshake that negotiated "acme-tls/1" was an ACME TLS-ALPN-01
+// validation, answered by the certificate alone: Accept closes the
+// connection and returns layers.ErrAnswered.
 func (s *Server) Accept(ctx context.Context, in *layers.Initiator, conn net.Conn) (net.Conn, error) {
 	tc := tls.Server(conn, s.cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -51,6 +56,12 @@ func (s *Server) Accept(ctx context.Context, in *layers.Initiator, conn net.Conn
 			Side: layers.SideClient, Stage: "tls", Phase: layers.PhaseHandshake,
 			Err: handshakeCause(err, layers.SideClient),
 		}
+	}
+	if tc.ConnectionState().NegotiatedProtocol == ACMETLS1 {
+		// The CA's TLS-ALPN-01 validation only looks at the certificate
+		// (RFC 8737 §3): the answer is complete, no session follows.
+		tc.Close()
+		return nil, layers.ErrAnswered
 	}
 	if in != nil {
 		facts := FactsOf(tc.ConnectionState())
@@ -98,7 +109,20 @@ type ServerOptions struct {
 	// DisableSessionTickets turns session resumption by tickets off; it is
 	// on by default.
 	DisableSessionTickets bool
+	// ChallengeCert, when set, answers ACME TLS-ALPN-01 validations: for a
+	// ClientHello that is one (ok true) it returns the challenge
+	// certificate, nil failing the handshake. "acme-tls/1" is then offered
+	// after ALPN's protocols, so only a client offering nothing else
+	// negotiates it. acme.Provider.ChallengeCert has this shape.
+	ChallengeCert func(*tls.ClientHelloInfo) (cert *tls.Certificate, ok bool)
 }
+
+// ACMETLS1 is the ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+const ACMETLS1 = "acme-tls/1"
+
+// errNoChallenge fails a TLS-ALPN-01 handshake for a name with no pending
+// challenge.
+var errNoChallenge = errors.New("no pending acme-tls/1 challenge")
 
 // modernSuites are the TLS 1.2 suites ServerConfig allows: ECDHE key
 // exchange and AEAD ciphers only. TLS 1.3 suites are not configurable.
@@ -125,6 +149,24 @@ func ServerConfig(o ServerOptions) *tls.Config {
 	}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12
+	}
+	if challenge := o.ChallengeCert; challenge != nil {
+		if !slices.Contains(cfg.NextProtos, ACMETLS1) {
+			cfg.NextProtos = append(cfg.NextProtos, ACMETLS1)
+		}
+		get := o.GetCertificate
+		cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c, ok := challenge(hello); ok {
+				if c == nil {
+					return nil, errNoChallenge
+				}
+				return c, nil
+			}
+			if get == nil {
+				return nil, nil
+			}
+			return get(hello)
+		}
 	}
 	switch {
 	case o.RequireClientCert:

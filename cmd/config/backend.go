@@ -14,7 +14,7 @@ import (
 var (
 	backendKeys    = []string{"balance", "cookie", "servers", "tls", "health", "passive", "retries", "queue", "timeouts", "proto"}
 	serverKeys     = []string{"address", "name", "weight", "maxconn", "backup", "send_proxy"}
-	backendTLSKeys = []string{"sni", "ca", "verify", "client_cert", "client_key", "alpn"}
+	backendTLSKeys = []string{"sni", "ca", "verify", "client_cert", "client_key", "client_certificate", "alpn"}
 	healthKeys     = []string{"type", "interval", "timeout", "rise", "fall", "method", "path", "expect_status", "host"}
 	cookieKeys     = []string{"name", "insert"}
 	passiveKeys    = []string{"failures", "eject"}
@@ -201,9 +201,19 @@ func (p *parser) backendTLS(e entry) *BackendTLS {
 		}
 	}
 	if v, ok := f["ca"]; ok {
-		if path, name, ok := p.path(v.val, "ca"); ok {
+		if n := deref(v.val); n != nil && n.Kind == yaml.ScalarNode && n.Value == internalCAKeyword {
+			t.CAInternal = true
+		} else if path, name, ok := p.path(v.val, "ca"); ok {
 			p.checkCA(deref(v.val), path, name)
 			t.CA = path
+		}
+	}
+	if v, ok := f["client_certificate"]; ok {
+		if _, ok := p.enum(v.val, "client_certificate", internalCAKeyword); ok {
+			t.ClientInternal = true
+			if f.has("client_cert") {
+				p.errorf(v.key, "tls: client_certificate: internal and client_cert are mutually exclusive")
+			}
 		}
 	}
 	if v, ok := f["verify"]; ok {

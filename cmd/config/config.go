@@ -59,6 +59,9 @@ type Global struct {
 	// reload before they are closed.
 	DrainTimeout time.Duration
 	Log          Log
+	// ACME is the automatic-HTTPS configuration, with its defaults when the
+	// file has no acme section.
+	ACME ACME
 }
 
 // LogFormat is the encoding of log lines.
@@ -180,6 +183,10 @@ type Frontend struct {
 	Forwarded Forwarded
 	// RequestID names the request id header and whether it is generated.
 	RequestID RequestID
+	// HTTPSRedirect answers every request with a 308 redirect to https,
+	// except ACME HTTP-01 validations (plain mode-http frontends only).
+	HTTPSRedirect bool
+
 	// ErrorFiles maps a status (400-599) to the file, resolved against
 	// Config.Dir, whose contents are the body of the error responses strata
 	// itself sends with that status. Parse checked that each is a readable
@@ -216,6 +223,14 @@ type FrontendTLS struct {
 	ALPN         []string
 	// ClientAuth is nil when client certificates are not requested.
 	ClientAuth *ClientAuth
+	// Auto gets certificates for Names from the ACME CA (global acme);
+	// Internal issues them from the internal CA. At most one is set; either
+	// may come with Certificates, which SNI prefers when they match.
+	Auto     bool
+	Internal bool
+	// Names are the names managed by Auto or Internal: those listed, then
+	// the exact host and sni names of the frontend's routes.
+	Names []string
 }
 
 // Certificate is a certificate chain and its private key, as PEM file paths
@@ -482,6 +497,12 @@ type BackendTLS struct {
 	ClientCert string
 	ClientKey  string
 	ALPN       []string
+	// CAInternal verifies servers against the internal CA (ca: internal);
+	// CA is then empty.
+	CAInternal bool
+	// ClientInternal presents a client certificate issued and renewed by
+	// the internal CA (client_certificate: internal).
+	ClientInternal bool
 }
 
 // Cookie is cookie-based persistence, HAProxy's "cookie NAME insert": a

@@ -24,12 +24,7 @@ func be(lines ...string) string {
 }
 
 func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name      string
-		src       string
-		line, col int
-		msg       string
-	}{
+	tests := []errorCase{
 		// Document level.
 		{"empty file", "", 1, 1, "empty configuration"},
 		{"only a comment", "# nothing\n", 1, 1, "empty configuration"},
@@ -195,6 +190,21 @@ func TestParseErrors(t *testing.T) {
 		{"bad backend name", "frontends:\n  f: {bind: \":80\", default_backend: b}\nbackends:\n  b/c: {servers: [{address: \"10.0.0.1:80\"}]}\n", 4, 3, `invalid name "b/c"`},
 	}
 	dir := testFiles(t)
+	checkErrorCases(t, dir, tests)
+}
+
+// errorCase is an invalid configuration and the error expected in it.
+type errorCase struct {
+	name      string
+	src       string
+	line, col int
+	msg       string
+}
+
+// checkErrorCases parses each case's src in dir and wants an error at its
+// line and column whose message contains its msg.
+func checkErrorCases(t *testing.T, dir string, tests []errorCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			es := parseErrors(t, dir, tt.src)
@@ -286,24 +296,9 @@ func TestValidVariants(t *testing.T) {
 
 func TestEmptyRoutes(t *testing.T) {
 	dir := t.TempDir()
-	tests := []struct {
-		name      string
-		src       string
-		line, col int
-		msg       string
-	}{
+	tests := []errorCase{
 		{"empty routes list", fe("    bind: \":80\"", "    routes: []"), 2, 3, "nowhere to send connections"},
 		{"empty sni list", fe("    bind: \":80\"", "    routes: [{sni: [], backend: b}]", "    default_backend: b"), 4, 14, "route: matches nothing"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			es := parseErrors(t, dir, tt.src)
-			for _, e := range es {
-				if e.Line == tt.line && e.Col == tt.col && strings.Contains(e.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error at %d:%d containing %q; got:\n%v", tt.line, tt.col, tt.msg, es)
-		})
-	}
+	checkErrorCases(t, dir, tests)
 }

@@ -10,8 +10,8 @@ import (
 )
 
 var (
-	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors", "http2", "h2c"}
-	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth"}
+	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors", "https_redirect", "http2", "h2c"}
+	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth", "auto", "internal"}
 	certificateKeys = []string{"cert", "key"}
 	clientAuthKeys  = []string{"ca", "mode"}
 	l4Keys          = []string{"allow", "deny", "rate", "max_per_source"}
@@ -23,7 +23,10 @@ var (
 // expanded.
 const maxListeners = 1 << 16
 
-func (p *parser) frontend(e entry, cfg *Config) *Frontend {
+// frontend reads one frontend. autoHTTPS says whether some frontend of the
+// file has tls auto, which makes a plain mode-http frontend on the ACME
+// HTTP port redirect to https by default.
+func (p *parser) frontend(e entry, cfg *Config, autoHTTPS bool) *Frontend {
 	fe := &Frontend{
 		Name:       e.key.Value,
 		Pos:        pos(e.key),
@@ -56,8 +59,9 @@ func (p *parser) frontend(e entry, cfg *Config) *Frontend {
 	if v, ok := f["proxy_protocol"]; ok {
 		fe.ProxyProtocol, _ = p.boolean(v.val, "proxy_protocol")
 	}
+	var tlsNames []*yaml.Node
 	if v, ok := f["tls"]; ok {
-		fe.TLS = p.frontendTLS(v)
+		fe.TLS, tlsNames = p.frontendTLS(v)
 	}
 	if v, ok := f["passthrough"]; ok {
 		fe.Passthrough, _ = p.boolean(v.val, "passthrough")
@@ -92,10 +96,85 @@ func (p *parser) frontend(e entry, cfg *Config) *Frontend {
 			fe.DefaultBackend = s
 		}
 	}
-	if len(routes) == 0 && !f.has("default_backend") && !p.hasErrorAt(f.val("routes")) {
+	if t := fe.TLS; t != nil && (t.Auto || t.Internal) {
+		p.managedNames(fe, f["tls"], tlsNames, cfg)
+	}
+	p.httpsRedirect(f, fe, cfg, autoHTTPS)
+	if len(routes) == 0 && !f.has("default_backend") && !p.hasErrorAt(f.val("routes")) && !fe.HTTPSRedirect {
 		p.errorf(e.key, "frontend %s: nowhere to send connections; add default_backend or routes", fe.Name)
 	}
 	return fe
+}
+
+// managedNames fills fe.TLS.Names for tls auto or internal and checks that
+// there is something to manage.
+func (p *parser) managedNames(fe *Frontend, e entry, listed []*yaml.Node, cfg *Config) {
+	t := fe.TLS
+	t.Names = p.tlsNames(fe, listed)
+	switch {
+	case len(t.Names) > 0:
+	case t.Internal:
+		t.Names = []string{defaultInternalLeaves, "127.0.0.1", "::1"}
+	case cfg.Global.ACME.OnDemand == nil:
+		p.errorf(e.key, "frontend %s: tls auto has no names: list them (tls: {auto: [example.com]}), give routes with host or sni, or set global.acme.on_demand", fe.Name)
+	}
+}
+
+// httpsRedirect reads https_redirect, or gives its default: on for a plain
+// mode-http frontend without default_backend binding the ACME HTTP port
+// when some frontend has tls auto, as Caddy does. A frontend with a
+// default_backend was written to serve plain HTTP; the redirect would make
+// its default_backend unreachable.
+func (p *parser) httpsRedirect(f fields, fe *Frontend, cfg *Config, autoHTTPS bool) {
+	if v, ok := f["https_redirect"]; ok {
+		p.needHTTP(v.key, fe, "https_redirect")
+		if b, ok := p.boolean(v.val, "https_redirect"); ok {
+			fe.HTTPSRedirect = b
+			switch {
+			case b && fe.TLS != nil:
+				p.errorf(v.key, "frontend %s: https_redirect is for plain HTTP frontends; this one has tls", fe.Name)
+			case b && f.has("default_backend"):
+				p.errorf(v.key, "frontend %s: with https_redirect every request the routes do not take is redirected, so default_backend would never be used; remove one of them", fe.Name)
+			}
+		}
+		return
+	}
+	if !autoHTTPS || fe.Mode != ModeHTTP || fe.TLS != nil || f.has("default_backend") {
+		return
+	}
+	fe.HTTPSRedirect = slices.ContainsFunc(fe.Bind, func(a ListenAddr) bool { return a.Port == cfg.Global.ACME.HTTPPort })
+}
+
+// declaresAuto reports whether one of the frontend entries has tls auto,
+// looking at the raw nodes before the frontends are read.
+func declaresAuto(frontends []entry) bool {
+	for _, e := range frontends {
+		v := deref(valueOf(e.val, "tls"))
+		switch {
+		case v == nil:
+		case v.Kind == yaml.ScalarNode && v.Value == "auto":
+			return true
+		case v.Kind == yaml.MappingNode:
+			if a := deref(valueOf(v, "auto")); a != nil && !(a.Kind == yaml.ScalarNode && (a.Value == "false" || isNull(a))) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// valueOf returns the value of key name in the mapping n, or nil.
+func valueOf(n *yaml.Node, name string) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := deref(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == name {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // frontendHTTP reads the sections that only mode http has, and gives a
@@ -193,11 +272,50 @@ func (p *parser) binds(n *yaml.Node) []ListenAddr {
 	return out
 }
 
-func (p *parser) frontendTLS(e entry) *FrontendTLS {
+// frontendTLS reads a frontend's tls: "auto", "internal", or a mapping. It
+// also returns the names listed under auto or internal, which
+// managedNames checks once the routes are read.
+func (p *parser) frontendTLS(e entry) (*FrontendTLS, []*yaml.Node) {
 	t := &FrontendTLS{Pos: pos(e.key), MinVersion: tls.VersionTLS12}
+	if v := deref(e.val); v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
+		switch v.Value {
+		case "auto":
+			t.Auto = true
+		case "internal":
+			t.Internal = true
+		default:
+			p.errorf(v, "tls: expected a mapping (certificates, auto, internal, …), auto or internal; got %s", describe(v))
+		}
+		return t, nil
+	}
 	f := p.mapping(e.val, "tls", frontendTLSKeys)
 	if f == nil {
-		return t
+		return t, nil
+	}
+	var listed []*yaml.Node
+	for _, key := range []string{"auto", "internal"} {
+		v, ok := f[key]
+		if !ok {
+			continue
+		}
+		on := true
+		if n := deref(v.val); n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" {
+			on, _ = p.boolean(n, "tls."+key)
+		} else {
+			items := p.seq(v.val, "tls."+key, true)
+			if len(items) == 0 && !p.hasErrorAt(v.val) {
+				p.errorf(v.key, "tls.%s: expected true or a list of names", key)
+			}
+			listed = append(listed, items...)
+		}
+		if key == "auto" {
+			t.Auto = on
+		} else {
+			t.Internal = on
+		}
+	}
+	if t.Auto && t.Internal {
+		p.errorf(f["internal"].key, "tls: auto and internal are mutually exclusive: a frontend's names come from the ACME CA or from the internal CA")
 	}
 	before := len(p.errs)
 	for _, item := range p.seq(f.val("certificates"), "certificates", false) {
@@ -205,12 +323,12 @@ func (p *parser) frontendTLS(e entry) *FrontendTLS {
 			t.Certificates = append(t.Certificates, c)
 		}
 	}
-	if len(t.Certificates) == 0 && len(p.errs) == before {
+	if len(t.Certificates) == 0 && len(p.errs) == before && !t.Auto && !t.Internal {
 		at := e.key
 		if c, ok := f["certificates"]; ok {
 			at = c.key
 		}
-		p.errorf(at, "tls: no certificates; add certificates: [{cert: FILE, key: FILE}]")
+		p.errorf(at, "tls: no certificates; add certificates: [{cert: FILE, key: FILE}], or auto: true (ACME) or internal: true (the internal CA)")
 	}
 	if v, ok := f["min_version"]; ok {
 		if s, ok := p.enum(v.val, "min_version", "1.2", "1.3"); ok && s == "1.3" {
@@ -223,7 +341,7 @@ func (p *parser) frontendTLS(e entry) *FrontendTLS {
 	if v, ok := f["client_auth"]; ok {
 		t.ClientAuth = p.clientAuth(v)
 	}
-	return t
+	return t, listed
 }
 
 func (p *parser) certificate(n *yaml.Node) (Certificate, bool) {

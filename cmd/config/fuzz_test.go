@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fe("    bind: [\":80\", \"[::1]:8000-8003\"]", "    default_backend: b")))
 	f.Add([]byte(be("    servers: [{address: \"a.internal:80\", weight: 300}]", "    health: {type: tls}")))
 	f.Add([]byte(httpConfig))
+	f.Add([]byte(acmeConfig))
 	f.Add([]byte(hfe("    routes: [{path_prefix: /, redirect: {scheme: https, prefix: /x}}]", "    headers: {request: {set: {Host: a}}}")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"

@@ -12,7 +12,7 @@ import (
 
 var (
 	topKeys      = []string{"global", "defaults", "frontends", "backends"}
-	globalKeys   = []string{"max_connections", "data_dir", "buffer_size", "drain_timeout", "log"}
+	globalKeys   = []string{"max_connections", "data_dir", "buffer_size", "drain_timeout", "log", "acme"}
 	logKeys      = []string{"format", "level", "output"}
 	defaultsKeys = []string{"timeouts", "retries", "maxconn", "http_limits"}
 	timeoutKeys  = []string{"connect", "client", "server", "tunnel", "queue", "handshake", "check", "http_request", "keep_alive"}
@@ -56,8 +56,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.backends[b.Name] = b
 	}
 	frontends, written := p.namedEntries(top, "frontends")
+	autoHTTPS := declaresAuto(frontends)
 	for _, e := range frontends {
-		cfg.Frontends = append(cfg.Frontends, p.frontend(e, cfg))
+		cfg.Frontends = append(cfg.Frontends, p.frontend(e, cfg, autoHTTPS))
 	}
 	if written == 0 {
 		at := root
@@ -107,6 +108,7 @@ func (p *parser) global(n *yaml.Node) Global {
 		BufferSize:     defaultBufferSize,
 		DrainTimeout:   defaultDrainTimeout,
 		Log:            Log{Format: LogJSON, Level: slog.LevelInfo, Output: "stderr"},
+		ACME:           defaultACME(),
 	}
 	f := p.mapping(n, "global", globalKeys)
 	if v, ok := f["max_connections"]; ok {
@@ -128,6 +130,9 @@ func (p *parser) global(n *yaml.Node) Global {
 		if d, ok := p.duration(v.val, "drain_timeout", false); ok {
 			g.DrainTimeout = d
 		}
+	}
+	if v, ok := f["acme"]; ok {
+		g.ACME = p.acme(v)
 	}
 	if v, ok := f["log"]; ok {
 		l := p.mapping(v.val, "log", logKeys)

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -187,12 +186,7 @@ func tfe(lines ...string) string {
 const sb = "    servers: [{address: \"10.0.0.1:80\"}]"
 
 func TestParseHTTPErrors(t *testing.T) {
-	tests := []struct {
-		name      string
-		src       string
-		line, col int
-		msg       string
-	}{
+	tests := []errorCase{
 		// Keys of the wrong mode.
 		{"http_rules in tcp", tfe("    http_rules: []"), 6, 5, "frontend f: http_rules needs mode: http (mode is tcp)"},
 		{"headers in tcp", tfe("    headers: {}"), 6, 5, "frontend f: headers needs mode: http"},
@@ -341,17 +335,7 @@ func TestParseHTTPErrors(t *testing.T) {
 	dir := testFiles(t)
 	writeFile(t, dir, "e503.html", []byte("busy\n"))
 	writeFile(t, dir, "big.html", make([]byte, maxErrorFile+1))
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			es := parseErrors(t, dir, tt.src)
-			for _, e := range es {
-				if e.Line == tt.line && e.Col == tt.col && strings.Contains(e.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error at %d:%d containing %q; got:\n%v", tt.line, tt.col, tt.msg, es)
-		})
-	}
+	checkErrorCases(t, dir, tests)
 }
 
 // TestValidHTTPVariants are mode http configurations close to an error

@@ -119,6 +119,7 @@ func TestParseFull(t *testing.T) {
 		BufferSize:     32 << 10,
 		DrainTimeout:   10 * time.Second,
 		Log:            Log{Format: LogText, Level: slog.LevelDebug, Output: "stdout"},
+		ACME:           defaultACME(),
 	}
 	if !reflect.DeepEqual(cfg.Global, wantGlobal) {
 		t.Errorf("Global = %+v, want %+v", cfg.Global, wantGlobal)

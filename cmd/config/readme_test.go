@@ -71,7 +71,8 @@ func TestReadmeExample(t *testing.T) {
 	for _, keys := range [][]string{topKeys, globalKeys, logKeys, defaultsKeys, timeoutKeys, frontendKeys,
 		frontendTLSKeys, certificateKeys, clientAuthKeys, l4Keys, rateKeys, routeKeys, backendKeys, serverKeys,
 		backendTLSKeys, healthKeys, passiveKeys, queueKeys, httpLimitsKeys, httpRuleKeys, headerMatchKeys,
-		headersKeys, headerRulesKeys, forwardedKeys, requestIDKeys, redirectKeys, cookieKeys} {
+		headersKeys, headerRulesKeys, forwardedKeys, requestIDKeys, redirectKeys, cookieKeys,
+		acmeKeys, eabKeys, acmeRetryKeys, challengeKeys, onDemandKeys, onDemandRate, onDemandName, fallbackKeys} {
 		for _, k := range keys {
 			if !strings.Contains(all, k+":") {
 				t.Errorf("README examples never use key %q", k)

@@ -32,11 +32,22 @@ type Graph struct {
 	all       []frontend
 	backends  map[string]*session.Backend
 	stores    []*certs.Store
+	// managed are internal-CA certificates renewed while the Graph runs;
+	// acmeNames are given to the ACME Provider on Start.
+	managed   []*certs.ManagedCert
+	acmeNames []string
+	svc       *services
+	ownSvc    bool // svc is this Graph's alone: Drain stops it
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  sync.Once
+	wg     sync.WaitGroup // background goroutines started by Start
 }
+
+// internalClientName is the name in the client certificate presented to
+// backends with client_certificate: internal.
+const internalClientName = "strata-client"
 
 // frontend is what a listener serves: a TCP-mode or HTTP-mode frontend of
 // package session.
@@ -47,8 +58,23 @@ type frontend interface {
 }
 
 // Build makes the live objects of cfg. It opens no socket and starts no
-// goroutine; Start does that.
+// goroutine apart from the ACME Provider's cache when a frontend has tls
+// auto; Start does the rest. The Graph owns its internal CA and ACME
+// Provider and stops them when drained; a Runtime shares them across
+// reloads instead.
 func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	svc := newServices(logger)
+	g, err := buildGraph(cfg, logger, accessLog, svc, true)
+	if err != nil {
+		svc.stop()
+	}
+	return g, err
+}
+
+func buildGraph(cfg *config.Config, logger, accessLog *slog.Logger, svc *services, own bool) (*Graph, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,10 +82,12 @@ func Build(cfg *config.Config, logger, accessLog *slog.Logger) (*Graph, error) {
 		Config:    cfg,
 		frontends: make(map[string]frontend),
 		backends:  make(map[string]*session.Backend),
+		svc:       svc,
+		ownSvc:    own,
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, b := range cfg.Backends {
-		be, err := buildBackend(b, logger)
+		be, err := g.buildBackend(b, logger)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%s: backend %s: %w", cfg.File, b.Pos, b.Name, err)
 		}
@@ -88,7 +116,7 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	case f.Passthrough:
 		stages = append(stages, &tlsstage.Peek{})
 	case f.TLS != nil:
-		st, err := g.serverStage(f.TLS, frontendALPN(f), logger)
+		st, err := g.serverStage(f, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -150,21 +178,49 @@ func frontendALPN(f *config.Frontend) []string {
 }
 
 // serverStage is the TLS decode stage of a frontend: static certificates
-// chosen by SNI, reloaded when their files change.
-func (g *Graph) serverStage(t *config.FrontendTLS, alpn []string, logger *slog.Logger) (layers.Stage, error) {
-	pairs := make([]certs.Pair, len(t.Certificates))
-	for i, c := range t.Certificates {
-		pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
+// chosen by SNI, reloaded when their files change, and the certificates of
+// tls auto (the ACME Provider, which also answers TLS-ALPN-01) or tls
+// internal (one self-renewing certificate from the internal CA for all of
+// the frontend's names).
+func (g *Graph) serverStage(f *config.Frontend, logger *slog.Logger) (layers.Stage, error) {
+	t := f.TLS
+	src := &certificateSource{}
+	if len(t.Certificates) > 0 {
+		pairs := make([]certs.Pair, len(t.Certificates))
+		for i, c := range t.Certificates {
+			pairs[i] = certs.Pair{Cert: c.Cert, Key: c.Key}
+		}
+		store, err := certs.NewStore(pairs, logger)
+		if err != nil {
+			return nil, err
+		}
+		g.stores = append(g.stores, store)
+		src.store = store
 	}
-	store, err := certs.NewStore(pairs, logger)
-	if err != nil {
-		return nil, err
-	}
-	g.stores = append(g.stores, store)
 	o := tlsstage.ServerOptions{
-		GetCertificate: store.GetCertificate,
+		GetCertificate: src.GetCertificate,
 		MinVersion:     t.MinVersion,
-		ALPN:           alpn,
+		ALPN:           frontendALPN(f),
+	}
+	switch {
+	case t.Internal:
+		ca, err := g.svc.internalCA(g.Config)
+		if err != nil {
+			return nil, err
+		}
+		src.internal = ca.Managed(t.Names, certs.IssueOptions{})
+		if _, err := src.internal.Certificate(); err != nil {
+			return nil, fmt.Errorf("tls internal: %w", err)
+		}
+		g.managed = append(g.managed, src.internal)
+	case t.Auto:
+		p, err := g.svc.acmeProvider(g.Config)
+		if err != nil {
+			return nil, err
+		}
+		src.provider = p
+		g.acmeNames = append(g.acmeNames, t.Names...)
+		o.ChallengeCert = p.ChallengeCert
 	}
 	if ca := t.ClientAuth; ca != nil {
 		pool, err := certs.LoadPool(ca.CA)
@@ -178,11 +234,29 @@ func (g *Graph) serverStage(t *config.FrontendTLS, alpn []string, logger *slog.L
 	return tlsstage.NewServer(tlsstage.ServerConfig(o)), nil
 }
 
-func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, error) {
+func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, error) {
 	var (
 		roots      *x509.CertPool
 		clientCert []tls.Certificate
+		getClient  func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 	)
+	if t := b.TLS; t != nil && (t.CAInternal || t.ClientInternal) {
+		ca, err := g.svc.internalCA(g.Config)
+		if err != nil {
+			return nil, err
+		}
+		if t.CAInternal {
+			roots = ca.RootPool()
+		}
+		if t.ClientInternal {
+			m := ca.Managed([]string{internalClientName}, certs.IssueOptions{Client: true})
+			if _, err := m.Certificate(); err != nil {
+				return nil, fmt.Errorf("tls client_certificate internal: %w", err)
+			}
+			g.managed = append(g.managed, m)
+			getClient = m.GetClientCertificate
+		}
+	}
 	if t := b.TLS; t != nil {
 		if t.CA != "" {
 			p, err := certs.LoadPool(t.CA)
@@ -220,11 +294,12 @@ func buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, err
 		}
 		if t := b.TLS; t != nil {
 			d.Stages = append(d.Stages, tlsstage.NewClient(tlsstage.ClientOptions{
-				ServerName:         s.ServerName,
-				RootCAs:            roots,
-				InsecureSkipVerify: !t.Verify,
-				Certificates:       clientCert,
-				ALPN:               alpn,
+				ServerName:           s.ServerName,
+				RootCAs:              roots,
+				InsecureSkipVerify:   !t.Verify,
+				Certificates:         clientCert,
+				GetClientCertificate: getClient,
+				ALPN:                 alpn,
 			}))
 		}
 		servers[i] = session.ServerOptions{
@@ -265,8 +340,9 @@ func (g *Graph) Handler(addr string) layers.Handler {
 	return nil
 }
 
-// Start starts the Graph's background work: health checks and certificate
-// file watches. It is idempotent.
+// Start starts the Graph's background work: health checks, certificate
+// file watches, internal-CA renewals, and ACME management of the tls auto
+// names. It is idempotent.
 func (g *Graph) Start() {
 	g.start.Do(func() {
 		for _, b := range g.backends {
@@ -274,6 +350,18 @@ func (g *Graph) Start() {
 		}
 		for _, s := range g.stores {
 			go s.Watch(g.ctx, certWatchInterval)
+		}
+		for _, m := range g.managed {
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				m.Run(g.ctx)
+			}()
+		}
+		if len(g.acmeNames) > 0 {
+			if p, err := g.svc.acmeProvider(g.Config); err == nil {
+				p.Manage(g.acmeNames)
+			}
 		}
 	})
 }
@@ -297,8 +385,12 @@ func (g *Graph) Drain(ctx context.Context) error {
 	}
 	wg.Wait()
 	g.cancel()
+	g.wg.Wait()
 	for _, b := range g.backends {
 		b.CloseIdle()
+	}
+	if g.ownSvc {
+		g.svc.stop()
 	}
 	return errors.Join(errs...)
 }

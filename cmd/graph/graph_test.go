@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -200,4 +202,30 @@ backends:
     balance: source
     servers: [{address: "127.0.0.1:1"}]
 `)
+}
+
+// TestCheckWritesNothing: validating a configuration with tls auto and tls
+// internal builds it (the ACME Provider, the internal CA) without touching
+// data_dir or contacting the CA.
+func TestCheckWritesNothing(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`global:
+  data_dir: %q
+  acme: { directory: "https://127.0.0.1:1/dir" }
+frontends:
+  web: { bind: "127.0.0.1:443", tls: { auto: [a.example.com] }, default_backend: b }
+  lan: { bind: "127.0.0.1:8443", tls: internal, default_backend: b }
+  plain: { bind: "127.0.0.1:80" }
+backends:
+  b: { servers: [ { address: "127.0.0.1:9" } ], tls: { ca: internal, client_certificate: internal } }
+`, data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("Check touched data_dir: %v", err)
+	}
 }

@@ -57,6 +57,22 @@ func (g *Graph) buildHTTPFrontend(f *config.Frontend, stages []layers.Stage, l4 
 	if f.DefaultBackend != "" {
 		o.DefaultBackend = g.backends[f.DefaultBackend]
 	}
+	// A plain HTTP frontend answers ACME HTTP-01 validations when some
+	// frontend gets its certificates from ACME, and when it binds the ACME
+	// HTTP port it redirects everything else to https (https_redirect).
+	if f.TLS == nil && g.Config.UsesACME() && g.Config.Global.ACME.HTTP01 {
+		p, err := g.svc.acmeProvider(g.Config)
+		if err != nil {
+			return nil, err
+		}
+		o.ACMEChallenge = p.HTTPChallenge
+	}
+	if f.HTTPSRedirect {
+		o.Routes = append(o.Routes, session.HTTPRoute{
+			Match:    session.HTTPMatch{PathPrefixes: []string{"/"}},
+			Redirect: &session.HTTPRedirect{Status: 308, Scheme: "https"},
+		})
+	}
 	for _, r := range f.HTTPRules {
 		o.Rules = append(o.Rules, session.HTTPRule{
 			Match:  httpMatch(r.Host, r.PathPrefix, r.Method, r.Header, nil, r.Src),

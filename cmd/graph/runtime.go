@@ -23,6 +23,8 @@ import (
 type Runtime struct {
 	logger    *slog.Logger
 	accessLog *slog.Logger
+	// svc (the ACME Provider, the internal CA) outlives the Graphs.
+	svc *services
 
 	mu        sync.Mutex
 	global    *layers.ConnLimit
@@ -39,7 +41,7 @@ func NewRuntime(logger, accessLog *slog.Logger) *Runtime {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{logger: logger, accessLog: accessLog, listeners: make(map[string]*layers.Listener)}
+	return &Runtime{logger: logger, accessLog: accessLog, svc: newServices(logger), listeners: make(map[string]*layers.Listener)}
 }
 
 // Apply makes cfg the configuration in force. On error nothing changes: the
@@ -50,7 +52,7 @@ func (r *Runtime) Apply(cfg *config.Config) error {
 	if r.closed {
 		return layers.ErrShutdown
 	}
-	g, err := Build(cfg, r.logger, r.accessLog)
+	g, err := buildGraph(cfg, r.logger, r.accessLog, r.svc, false)
 	if err != nil {
 		return err
 	}
@@ -156,6 +158,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		err = g.Drain(ctx)
 	}
 	r.draining.Wait()
+	r.svc.stop()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("drain timeout: %w", err)
 	}

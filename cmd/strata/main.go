@@ -24,6 +24,10 @@ Usage:
   strata proxy --from ADDR --to URL [--to URL…] [--mode tcp] [--cert FILE --key FILE]
                              run a one-line front with no file
   strata demo [--port N]     run an embedded default: TLS front, two built-in backends
+  strata ca root [-c FILE | --data DIR]
+                             print the internal CA's root certificate (PEM) for clients to trust
+  strata ca issue NAME… --out DIR [--client] [-c FILE | --data DIR]
+                             write NAME.crt and NAME.key from the internal CA, for a backend
   strata version             print the version
 
 Run "strata COMMAND -h" for a command's flags.
@@ -52,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdProxy(ctx, rest, stderr)
 	case "demo":
 		err = cmdDemo(ctx, rest, stdout, stderr)
+	case "ca":
+		err = cmdCA(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "strata %s\n", version)
 	case "help", "-h", "--help":

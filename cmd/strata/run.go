@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/cmd/graph"
+	"github.com/strata-proxy/strata/session"
 )
 
 // cmdRun runs a configuration file until SIGTERM; SIGHUP reloads it.
@@ -113,17 +114,16 @@ func newLoggers(l config.Log, stderr io.Writer) (logger, access *slog.Logger, cl
 	if l.Format == config.LogText {
 		h = slog.NewTextHandler(w, opts)
 	} else {
-		h = slog.NewJSONHandler(w, opts)
+		// slog's JSON lines, with a fast path for the access log's
+		// per-request records.
+		h = session.NewJSONAccessHandler(w, opts)
 	}
 	logger = slog.New(h)
 	return logger, logger.With("log", "access"), closeFn, nil
 }
 
-// checkBuild assembles cfg without starting it, for validate.
+// checkBuild assembles cfg without starting it, for validate; state it
+// would make (the internal CA, ACME storage) goes to a temporary directory.
 func checkBuild(cfg *config.Config) error {
-	g, err := graph.Build(cfg, nil, nil)
-	if err != nil {
-		return err
-	}
-	return g.Drain(context.Background())
+	return graph.Check(cfg)
 }
