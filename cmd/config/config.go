@@ -446,8 +446,8 @@ type Backend struct {
 	Retries  int
 	Queue    Queue
 	Timeouts Timeouts
-	// Proto is the HTTP version spoken to the servers (mode http):
-	// ProtoH1 by default.
+	// Proto is the HTTP version spoken to the servers: ProtoH1 by
+	// default; a backend with ProtoH2 is used only by mode http frontends.
 	Proto Proto
 }
 

@@ -205,6 +205,8 @@ func TestParseHTTPErrors(t *testing.T) {
 			2, 48, "backend b balances by uri, which needs mode: http (frontend f is mode tcp)"},
 		{"header backend from tcp route", "frontends:\n  f:\n    bind: \":80\"\n    mode: tcp\n    routes: [{dst_port: 80, backend: b}]\n" +
 			"backends:\n  b: {balance: header(X-User), servers: [{address: \"10.0.0.1:80\"}]}\n", 5, 38, "backend b balances by header(X-User), which needs mode: http"},
+		{"h2 backend from tcp", "frontends:\n  f: {bind: \":80\", mode: tcp, default_backend: b}\nbackends:\n  b: {proto: h2, servers: [{address: \"10.0.0.1:80\"}]}\n",
+			2, 48, "backend b speaks proto h2, which needs mode: http (frontend f is mode tcp)"},
 		{"cookie backend from tcp", "frontends:\n  f: {bind: \":80\", mode: tcp, default_backend: b}\nbackends:\n  b: {cookie: {name: S}, servers: [{address: \"10.0.0.1:80\"}]}\n",
 			2, 48, "backend b has cookie persistence, which needs mode: http"},
 
