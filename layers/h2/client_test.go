@@ -327,19 +327,30 @@ func TestStreamRefused(t *testing.T) {
 	}
 }
 
-// TestStreamRefusesUpgrades: HTTP/2 has no protocol switch to forward.
-func TestStreamRefusesUpgrades(t *testing.T) {
-	dial, _ := serveH2C(t, &http2.Server{}, http.NotFoundHandler())
+// TestStreamUpgrades: HTTP/2 has no protocol switch to forward: an
+// upgrade offer is left out (the server answers the plain request), and
+// CONNECT is refused.
+func TestStreamUpgrades(t *testing.T) {
+	dial, _ := serveH2C(t, &http2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upgrade", r.Header.Get("Upgrade"))
+		w.WriteHeader(426)
+	}))
 	c := NewClient(ClientOptions{})
-	for _, h := range []*msg.Head{
-		{Method: []byte("GET"), Path: []byte("/ws"), Upgrade: []byte("websocket")},
-		{Method: []byte("CONNECT"), Authority: []byte("example.com:443")},
-	} {
-		st := newStreamOn(t, c, dial)
-		if err := st.WriteRequest(h, nil, true); !errors.Is(err, errNoTunnel) {
-			t.Errorf("%s: %v, want a refusal", h.Method, err)
-		}
-		st.Close()
+	st := newStreamOn(t, c, dial)
+	h := head("GET", "/ws", msg.BodyNone)
+	h.Upgrade = []byte("websocket")
+	if err := st.WriteRequest(h, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := st.ReadHead(5 * time.Second)
+	if err != nil || resp.Status != 426 || len(resp.Get("X-Upgrade")) != 0 {
+		t.Fatalf("upgrade offer: %v, %+v", err, resp)
+	}
+	st.Close()
+	st = newStreamOn(t, c, dial)
+	defer st.Close()
+	if err := st.WriteRequest(&msg.Head{Method: []byte("CONNECT"), Authority: []byte("example.com:443")}, nil, true); !errors.Is(err, errNoTunnel) {
+		t.Errorf("CONNECT: %v, want a refusal", err)
 	}
 }
 

@@ -102,7 +102,7 @@ func newStream(c *Client, sc *sharedConn, o StreamOptions) *Stream {
 
 // Errors of the stream.
 var (
-	errNoTunnel      = errors.New("h2: a protocol upgrade or CONNECT cannot be forwarded to an HTTP/2 server")
+	errNoTunnel      = errors.New("h2: CONNECT cannot be forwarded to an HTTP/2 server")
 	errNoRequest     = errors.New("h2: no request was sent on the stream")
 	errNoBody        = errors.New("h2: body data for a request without a body")
 	errStreamClosed  = errors.New("h2: stream closed")
@@ -112,13 +112,15 @@ var (
 )
 
 // WriteRequest sends the request head h with the first body data and, when
-// end is set, the end of the body. A protocol upgrade or CONNECT is
-// refused: HTTP/2 has no such switch to forward.
+// end is set, the end of the body. An offer to switch protocols (Upgrade)
+// is not passed on: HTTP/2 has no such switch, and the offer is the
+// server's to ignore (RFC 9110 §7.8), so the request goes as a plain one.
+// CONNECT is refused (errNoTunnel): a stream is not a byte stream here.
 func (s *Stream) WriteRequest(h *msg.Head, body []byte, end bool) error {
 	if s.rt != nil || s.resp != nil {
 		return errors.New("h2: a stream carries one request")
 	}
-	if h.Upgrade != nil || string(h.Method) == http.MethodConnect {
+	if string(h.Method) == http.MethodConnect {
 		s.broken = true
 		return errNoTunnel
 	}
@@ -511,8 +513,8 @@ func (s *Stream) Reusable() bool { return !s.broken && s.eof && s.sentAll.Load()
 // Alive reports whether the stream has not failed.
 func (s *Stream) Alive() bool { return !s.broken && !s.closed }
 
-// Tunnel is never called: WriteRequest refuses what would switch
-// protocols. It returns the stream's handle.
+// Tunnel is never called: an HTTP/2 server never switches protocols and
+// WriteRequest refuses CONNECT. It returns the stream's handle.
 func (s *Stream) Tunnel() net.Conn { return &s.view }
 
 // Conn is the stream's handle for the session: closing it, or setting a
