@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +65,12 @@ func startH2Backend(t *testing.T, p *pki, useTLS bool, maxStreams uint32) *h2Bac
 		io.Copy(w, newStream(9, n)) // a response body as long as the request's
 		w.Header().Set("X-Body-Sha256-T", fmt.Sprintf("%x", h.Sum(nil)))
 		w.Header().Set("X-Seen-Client-Trailer", r.Trailer.Get("X-Client-Trailer"))
+	})
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(103)
+		w.Header().Del("Link")
+		io.WriteString(w, "page")
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && r.Header.Get("User-Agent") == "strata-health-check" {
@@ -561,6 +569,39 @@ func TestH2BackendHealthCheck(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: the checked server is not up", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestH2BackendEarlyHints: a 103 from an HTTP/2 server reaches HTTP/1.1
+// and HTTP/2 clients before the final response.
+func TestH2BackendEarlyHints(t *testing.T) {
+	p := newPKI(t)
+	b := startH2Backend(t, p, false, 100)
+	for _, front := range []string{"http", "h2"} {
+		t.Run(front, func(t *testing.T) {
+			addr := freeAddr(t)
+			client, base, frontYAML := frontClient(t, p, front, addr)
+			startStrata(t, fmt.Sprintf("frontends:\n  web:\n    bind: %q\n    mode: http\n%s    default_backend: app\n%s",
+				addr, frontYAML, h2BackendYAML(p, false, b.addr)))
+			var hints []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", base+"/hints", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "page" {
+				t.Fatalf("status %d, body %q", resp.StatusCode, body)
+			}
+			if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
+				t.Fatalf("interim responses %q, want one 103 with its Link", hints)
 			}
 		})
 	}

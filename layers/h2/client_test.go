@@ -460,3 +460,34 @@ func serveH2CForBench(b *testing.B) Dial {
 		return d.DialContext(ctx, "tcp", ln.Addr().String())
 	}
 }
+
+// TestStreamInterimResponses: 1xx responses other than 100 come before the
+// final head, each with its fields.
+func TestStreamInterimResponses(t *testing.T) {
+	dial, _ := serveH2C(t, &http2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(103)
+		w.Header().Set("Link", "</b.js>; rel=preload")
+		w.WriteHeader(103)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	}))
+	st := newStreamOn(t, NewClient(ClientOptions{}), dial)
+	defer st.Close()
+	if err := st.WriteRequest(head("GET", "/", msg.BodyNone), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{"</a.css>; rel=preload", "</b.js>; rel=preload"} {
+		h, err := st.ReadHead(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Status != 103 || string(h.Get("Link")) != link {
+			t.Fatalf("interim head: %d, Link %q, want 103 with %q", h.Status, h.Get("Link"), link)
+		}
+	}
+	h, err := st.ReadHead(5 * time.Second)
+	if err != nil || h.Status != 200 {
+		t.Fatalf("final head: %v, %+v", err, h)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"os"
 	"slices"
@@ -67,6 +69,9 @@ type Stream struct {
 
 	// The response side: the session's goroutine.
 	isHead    bool
+	interim   chan interim   // 1xx responses, from the connection's reader
+	final     *roundTrip     // RoundTrip's result, held while interim ones go first
+	ihead     msg.Head       // the last interim head
 	rt        chan roundTrip // RoundTrip's result; nil once taken
 	resp      *http.Response
 	head      msg.Head
@@ -78,6 +83,30 @@ type Stream struct {
 	trailers  msg.Fields
 	broken    bool
 	closed    bool
+}
+
+// interim is a 1xx response other than 100 (which the session answers
+// itself), as x/net's reader reports it.
+type interim struct {
+	status int
+	header textproto.MIMEHeader
+}
+
+// maxInterim bounds the interim responses waiting for the session; more
+// are dropped (they are advisory).
+const maxInterim = 4
+
+// got1xx receives an interim response on the connection's reader, before
+// the final one.
+func (s *Stream) got1xx(status int, header textproto.MIMEHeader) error {
+	if status == 100 {
+		return nil
+	}
+	select {
+	case s.interim <- interim{status, header}:
+	default:
+	}
+	return nil
 }
 
 type roundTrip struct {
@@ -178,7 +207,8 @@ func (s *Stream) request(h *msg.Head) *http.Request {
 		ProtoMajor: 2,
 		Header:     make(http.Header, len(h.Fields)+2),
 	}
-	req = req.WithContext(s.ctx)
+	s.interim = make(chan interim, maxInterim)
+	req = req.WithContext(httptrace.WithClientTrace(s.ctx, &httptrace.ClientTrace{Got1xxResponse: s.got1xx}))
 	hdr := req.Header
 	ua := false
 	for _, f := range h.Fields {
@@ -301,11 +331,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 func (b *bodyReader) Close() error { return b.pr.Close() }
 
-// ReadHead returns the final response head, waiting at most timeout (0:
-// no limit). A timeout leaves the stream waiting: call again. Interim
-// responses are not forwarded. The errors wrap layers.ErrUnprocessed when
-// the server refused the stream before processing it (REFUSED_STREAM, a
-// GOAWAY below it), which allows sending it again.
+// ReadHead returns the next response head, waiting at most timeout (0:
+// no limit): an interim one (1xx other than 100; call again), or the
+// final one. A timeout leaves the stream waiting: call again. The errors
+// wrap layers.ErrUnprocessed when the server refused the stream before
+// processing it (REFUSED_STREAM, a GOAWAY below it), which allows sending
+// it again.
 func (s *Stream) ReadHead(timeout time.Duration) (*msg.Head, error) {
 	if s.resp != nil {
 		return &s.head, nil
@@ -313,19 +344,42 @@ func (s *Stream) ReadHead(timeout time.Duration) (*msg.Head, error) {
 	if s.rt == nil {
 		return nil, errNoRequest
 	}
+	select {
+	case im := <-s.interim:
+		return s.interimHead(im), nil
+	default:
+	}
 	var r roundTrip
-	if timeout > 0 {
+	switch {
+	case s.final != nil:
+		r = *s.final
+	case timeout > 0:
 		t := time.NewTimer(timeout)
 		select {
 		case r = <-s.rt:
 			t.Stop()
+		case im := <-s.interim:
+			t.Stop()
+			return s.interimHead(im), nil
 		case <-t.C:
 			return nil, errReadTimeout
 		}
-	} else {
-		r = <-s.rt
+	default:
+		select {
+		case r = <-s.rt:
+		case im := <-s.interim:
+			return s.interimHead(im), nil
+		}
 	}
-	s.rt = nil
+	// The reader reports interim responses before the final one: those
+	// still waiting go first.
+	select {
+	case im := <-s.interim:
+		s.final = &r
+		return s.interimHead(im), nil
+	default:
+	}
+	s.rt, s.final = nil, nil
 	if r.err != nil {
 		s.broken = true
 		return nil, roundTripError(r.err)
@@ -334,6 +388,36 @@ func (s *Stream) ReadHead(timeout time.Duration) (*msg.Head, error) {
 	s.responded.Store(true)
 	s.convertHead()
 	return &s.head, nil
+}
+
+// interimHead is im in the session's form, valid until the next read.
+func (s *Stream) interimHead(im interim) *msg.Head {
+	h := &s.ihead
+	h.Reset()
+	h.Status = im.status
+	h.Major, h.Minor = 2, 0
+	h.Body = msg.BodyNone
+	appendFields(h, http.Header(im.header))
+	return h
+}
+
+// appendFields adds hdr's fields to h, names sorted (a map has no order; a
+// stable one keeps logs and tests repeatable), leaving out those with no
+// meaning in HTTP/2 and framing.
+func appendFields(h *msg.Head, hdr http.Header) {
+	names := make([]string, 0, len(hdr))
+	for name := range hdr {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if slices.Contains(connectionFields[:], name) {
+			continue
+		}
+		for _, v := range hdr[name] {
+			h.Fields = append(h.Fields, msg.Field{Name: []byte(name), Value: []byte(v)})
+		}
+	}
 }
 
 // roundTripError names x/net's failure, marking those that leave the
@@ -368,19 +452,7 @@ func (s *Stream) convertHead() {
 	h.Reset()
 	h.Status = resp.StatusCode
 	h.Major, h.Minor = 2, 0
-	names := make([]string, 0, len(resp.Header))
-	for name := range resp.Header {
-		names = append(names, name)
-	}
-	slices.Sort(names) // a map has no order; a stable one keeps logs and tests repeatable
-	for _, name := range names {
-		if slices.Contains(connectionFields[:], name) {
-			continue
-		}
-		for _, v := range resp.Header[name] {
-			h.Fields = append(h.Fields, msg.Field{Name: []byte(name), Value: []byte(v)})
-		}
-	}
+	appendFields(h, resp.Header)
 	if len(resp.Trailer) > 0 {
 		h.HasTrailers = true
 		announced := make([]string, 0, len(resp.Trailer))
@@ -541,10 +613,15 @@ func (s *Stream) Close() error {
 	s.abort()
 	if s.rt != nil {
 		// The RoundTrip returns at once on the canceled context.
-		if r := <-s.rt; r.resp != nil {
+		r := s.final
+		if r == nil {
+			rr := <-s.rt
+			r = &rr
+		}
+		if r.resp != nil {
 			r.resp.Body.Close()
 		}
-		s.rt = nil
+		s.rt, s.final = nil, nil
 	}
 	if s.resp != nil {
 		s.resp.Body.Close()
@@ -556,9 +633,6 @@ func (s *Stream) Close() error {
 	if s.buf != nil {
 		s.o.Buffers.Put(s.buf)
 		s.buf = nil
-	}
-	if s.wtimer != nil {
-		s.wtimer.Stop()
 	}
 	s.c.release(s.sc)
 	return nil
