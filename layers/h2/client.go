@@ -80,6 +80,14 @@ func NewClient(o ClientOptions) *Client {
 		DisableCompression: true,
 		MaxHeaderListSize:  uint32(o.MaxHeaderBytes),
 		IdleConnTimeout:    o.IdleTimeout,
+		// A connection that has been silent for a while is asked for a
+		// PING, and closed when none comes back, so that a server gone
+		// without a word (power off, cut link) does not hold streams
+		// until their own timeouts; one whose socket takes no byte for
+		// long is closed too.
+		ReadIdleTimeout:  15 * time.Second,
+		PingTimeout:      5 * time.Second,
+		WriteByteTimeout: 30 * time.Second,
 		// Connections come from the server's Connector, never from here.
 		DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
 			return nil, errors.New("h2: the client stage does not dial")
