@@ -62,10 +62,6 @@ type sharedConn struct {
 	streams int
 }
 
-// assumedMaxStreams is the concurrency assumed of a connection whose peer
-// has not sent its SETTINGS yet (x/net's own assumption).
-const assumedMaxStreams = 100
-
 // NewClient returns the stage for one server.
 func NewClient(o ClientOptions) *Client {
 	if o.IdleTimeout <= 0 {
@@ -154,10 +150,9 @@ func (c *Client) take(o StreamOptions) (st *Stream, wait <-chan struct{}, done c
 		if st != nil || s.Closing {
 			continue
 		}
+		// A connection is shared once the server's SETTINGS are in
+		// (start), so this is the server's limit (1000 when it sets none).
 		limit := int(s.MaxConcurrentStreams)
-		if limit == 0 {
-			limit = assumedMaxStreams
-		}
 		if sc.streams < limit && sc.cc.CanTakeNewRequest() {
 			sc.streams++
 			st = newStream(c, sc, o)
