@@ -70,24 +70,38 @@ func NewClient(o ClientOptions) *Client {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
-	t := &http2.Transport{
+	// The buffer settings live on net/http's Transport, which x/net's
+	// reads them from; that one never carries a request.
+	t1 := &http.Transport{
 		// The response is forwarded as the server sent it: no transparent
 		// gzip, no header the client did not send.
-		DisableCompression: true,
-		MaxHeaderListSize:  uint32(o.MaxHeaderBytes),
-		IdleConnTimeout:    o.IdleTimeout,
-		// A connection that has been silent for a while is asked for a
-		// PING, and closed when none comes back, so that a server gone
-		// without a word (power off, cut link) does not hold streams
-		// until their own timeouts; one whose socket takes no byte for
-		// long is closed too.
-		ReadIdleTimeout:  15 * time.Second,
-		PingTimeout:      5 * time.Second,
-		WriteByteTimeout: 30 * time.Second,
-		// Connections come from the server's Connector, never from here.
-		DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
-			return nil, errors.New("h2: the client stage does not dial")
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: int64(o.MaxHeaderBytes),
+		HTTP2: &http.HTTP2Config{
+			// What a stream may receive before the session reads it (a
+			// slow client), and a connection in all: the memory a server
+			// can make strata hold, as x/net's server bounds uploads.
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 16 << 20,
 		},
+	}
+	t, err := http2.ConfigureTransports(t1)
+	if err != nil {
+		panic("h2: " + err.Error()) // only on a Transport configured twice
+	}
+	t.DisableCompression = true
+	t.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
+	t.IdleConnTimeout = o.IdleTimeout
+	// A connection that has been silent for a while is asked for a PING,
+	// and closed when none comes back, so that a server gone without a
+	// word (power off, cut link) does not hold streams until their own
+	// timeouts; one whose socket takes no byte for long is closed too.
+	t.ReadIdleTimeout = 15 * time.Second
+	t.PingTimeout = 5 * time.Second
+	t.WriteByteTimeout = 30 * time.Second
+	// Connections come from the server's Connector, never from here.
+	t.DialTLSContext = func(context.Context, string, string, *tls.Config) (net.Conn, error) {
+		return nil, errors.New("h2: the client stage does not dial")
 	}
 	return &Client{t: t}
 }
