@@ -199,10 +199,15 @@ func (s *Stream) request(h *msg.Head) *http.Request {
 	if path == "" {
 		path = "/"
 	}
+	authority := string(h.Authority)
+	if authority == "" {
+		// An HTTP/1.0 request may name no host; HTTP/2 wants one.
+		authority = s.sc.conn.RemoteAddr().String()
+	}
 	req := &http.Request{
 		Method:     string(h.Method),
-		URL:        &url.URL{Scheme: s.sc.scheme(), Host: string(h.Authority), Opaque: path, RawQuery: query, ForceQuery: hasQuery && query == ""},
-		Host:       string(h.Authority),
+		URL:        &url.URL{Scheme: s.sc.scheme(), Host: authority, Opaque: path, RawQuery: query, ForceQuery: hasQuery && query == ""},
+		Host:       authority,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     make(http.Header, len(h.Fields)+2),
