@@ -13,8 +13,17 @@ import (
 // invalid is refused with the codec's status and the server never sees
 // the request. A client that sent "Expect: 100-continue" is told to go on
 // first: the session has decided to forward the request by now.
+//
+// A body of unknown length on a stream of a multiplexed connection
+// (HTTP/2, HTTP/3) is not waited for: the mux stage frames it, so there
+// is no framing to check, and it may be one side of a conversation (gRPC
+// bidirectional streaming: the client waits for an answer before it sends
+// more), which waiting for a full buffer would stall.
 func analyseWaitBody(s *httpSession) result {
 	if s.req.Body == msg.BodyNone || (s.req.Body == msg.BodyLength && s.req.ContentLength == 0) {
+		return cont
+	}
+	if s.c.stream && s.req.Body == msg.BodyChunked {
 		return cont
 	}
 	if !s.waiting {
