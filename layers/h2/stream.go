@@ -432,10 +432,9 @@ func roundTripError(err error) error {
 	isReset := errors.As(err, &se)
 	unprocessed := isReset && se.Code == http2.ErrCodeRefusedStream
 	// x/net's sentinels for these are unexported: its own retry logic
-	// (canRetryError) tests the same three.
+	// (canRetryError) tests the same ones, and nothing else.
 	switch err.Error() {
-	case "http2: Transport received Server's graceful shutdown GOAWAY",
-		"http2: client conn not usable", "http2: client conn is closed":
+	case "http2: Transport received Server's graceful shutdown GOAWAY", "http2: client conn not usable":
 		unprocessed = true
 	}
 	switch {
