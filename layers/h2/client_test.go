@@ -269,9 +269,19 @@ func TestStreamAbortLeavesTheConnection(t *testing.T) {
 	}
 }
 
-// TestStreamRefused: a REFUSED_STREAM is reported as unprocessed, which
-// lets the session send the request again.
+// TestStreamRefused: a REFUSED_STREAM, or a GOAWAY that leaves the stream
+// out, is reported as unprocessed, which lets the session send the request
+// again.
 func TestStreamRefused(t *testing.T) {
+	t.Run("REFUSED_STREAM", func(t *testing.T) {
+		testStreamRefused(t, func(fr *http2.Framer, id uint32) { fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
+	})
+	t.Run("GOAWAY", func(t *testing.T) {
+		testStreamRefused(t, func(fr *http2.Framer, id uint32) { fr.WriteGoAway(0, http2.ErrCodeNo, nil) })
+	})
+}
+
+func testStreamRefused(t *testing.T, refuse func(fr *http2.Framer, id uint32)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +315,7 @@ func TestStreamRefused(t *testing.T) {
 					fr.WritePing(true, f.Data)
 				}
 			case *http2.MetaHeadersFrame:
-				fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
+				refuse(fr, f.StreamID)
 			}
 		}
 	}()
