@@ -58,3 +58,34 @@ func TestHTTPToH2Server(t *testing.T) {
 		t.Errorf("the server saw %d connections closed after CloseIdle, want 1", be.closed())
 	}
 }
+
+// TestHTTPToH2ServerIdle: a shared connection that carried no stream for
+// the backend's idle timeout is closed.
+func TestHTTPToH2ServerIdle(t *testing.T) {
+	checkGoroutines(t)
+	be := startH2CBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	b, err := NewBackend(BackendOptions{Name: "app", IdleTimeout: 100 * time.Millisecond, Servers: []ServerOptions{
+		{Name: "s0", Address: be.addr(), Weight: 1, Connector: dialerTo(be.addr()), Proto: ProtoH2},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHTTP(t, HTTPFrontendOptions{DefaultBackend: b})
+	resp, err := h.client(t).Get(h.url("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	srv := b.Servers()[0]
+	if n := srv.SharedConns(); n != 1 {
+		t.Fatalf("%d shared connections after a request, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (be.closed() != 1 || srv.SharedConns() != 0) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if be.closed() != 1 || srv.SharedConns() != 0 {
+		t.Fatalf("after the idle timeout: %d shared connections, %d closed at the server; want 0 and 1", srv.SharedConns(), be.closed())
+	}
+}

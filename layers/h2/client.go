@@ -258,11 +258,17 @@ func (c *Client) release(sc *sharedConn) {
 	}
 }
 
-// Conns returns the number of connections the Client keeps now.
+// Conns returns the number of open connections the Client keeps now.
 func (c *Client) Conns() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.conns)
+	n := 0
+	for _, sc := range c.conns {
+		if !sc.cc.State().Closed {
+			n++
+		}
+	}
+	return n
 }
 
 // CloseIdle closes the connections that carry no stream and retires the
