@@ -83,8 +83,8 @@ backends:
 	}
 	code, _ := get("/foreign/x")
 	r := logs.waitAccess(t, func(r map[string]any) bool { return r["backend"] == "foreign" })
-	if code < 500 || r["term"] != "server tls handshake: unknown authority" {
-		t.Fatalf("foreign backend: status %d, termination %q; want a 5xx and server tls handshake: unknown authority", code, r["term"])
+	if code != 502 || r["term"] != "server tls handshake: unknown authority" {
+		t.Fatalf("foreign backend: status %d, termination %q; want 502 and server tls handshake: unknown authority", code, r["term"])
 	}
 	t.Logf("foreign backend refused: term=%q status=%v", r["term"], r["status"])
 }

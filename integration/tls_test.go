@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -195,4 +197,68 @@ backends:
 	logs.waitAccess(t, func(m map[string]any) bool {
 		return strings.HasPrefix(m["term"].(string), "client proxy")
 	})
+}
+
+// TestTLSToBackendsHTTP: in mode http, a backend whose certificate verifies
+// answers 200; an unknown authority, a wrong name or an expired
+// certificate is answered 502 with the handshake's cause in the log.
+func TestTLSToBackendsHTTP(t *testing.T) {
+	p, other := newPKI(t), newPKI(t)
+	cases := []struct {
+		name string
+		cert tls.Certificate
+		want string // "" = success
+	}{
+		{"good", p.leaf(t, certs.IssueOptions{}, "backend.test"), ""},
+		{"unknown-ca", other.leaf(t, certs.IssueOptions{}, "backend.test"), "server tls handshake: unknown authority"},
+		{"wrong-name", p.leaf(t, certs.IssueOptions{}, "other.test"), "server tls handshake: certificate name mismatch"},
+		{"expired", p.leaf(t, certs.IssueOptions{NotBefore: time.Now().Add(-48 * time.Hour), Lifetime: time.Hour}, "backend.test"), "server tls handshake: certificate expired"},
+	}
+	var cfg, backends strings.Builder
+	cfg.WriteString("frontends:\n")
+	fronts := map[string]string{}
+	for _, tc := range cases {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{
+			Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }),
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{tc.cert}},
+			ErrorLog:  log.New(io.Discard, "", 0),
+		}
+		go srv.ServeTLS(ln, "", "")
+		t.Cleanup(func() { srv.Close() })
+		front := freeAddr(t)
+		fronts[tc.name] = front
+		fmt.Fprintf(&cfg, "  f-%s: { bind: %q, default_backend: %s }\n", tc.name, front, tc.name)
+		fmt.Fprintf(&backends, "  %s:\n    servers: [ { address: %q } ]\n    retries: 0\n    tls: { sni: backend.test, ca: %q }\n",
+			tc.name, ln.Addr(), p.rootFile())
+	}
+	cfg.WriteString("backends:\n" + backends.String())
+	_, logs := startStrata(t, cfg.String())
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Get("http://" + fronts[tc.name] + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tc.want == "" {
+				if resp.StatusCode != 200 || string(body) != "hello" {
+					t.Fatalf("got %d %q", resp.StatusCode, body)
+				}
+				return
+			}
+			if resp.StatusCode != 502 {
+				t.Fatalf("got %d, want 502", resp.StatusCode)
+			}
+			r := logs.waitAccess(t, func(m map[string]any) bool { return m["frontend"] == "f-"+tc.name })
+			if term, _ := r["term"].(string); !strings.HasPrefix(term, tc.want) {
+				t.Fatalf("termination %q, want %q", term, tc.want)
+			}
+		})
+	}
 }

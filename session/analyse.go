@@ -18,6 +18,9 @@ package session
 //     write (0: none, the connection just closes); Err is the termination
 //     to log (nil with Status 0: the connection ended quietly between
 //     requests, and nothing is logged).
+//   - resIdle: only from the first analyser: no request came within the
+//     grace; the connection is handed over idle (http.go), nothing is
+//     logged, and the chain starts again when the client speaks.
 //
 // Analysers allocate nothing in the steady state: values they set live in
 // the session's arena, a scratch buffer reused from request to request.
@@ -30,6 +33,7 @@ const (
 	resWait
 	resAnswered
 	resAbort
+	resIdle
 )
 
 // result is an analyser's answer: the action and, for resAbort, the
@@ -41,10 +45,11 @@ type result struct {
 }
 
 var (
-	cont    = result{action: resContinue}
-	wait    = result{action: resWait}
-	answer  = result{action: resAnswered}
-	quietly = result{action: resAbort}
+	cont     = result{action: resContinue}
+	wait     = result{action: resWait}
+	answer   = result{action: resAnswered}
+	quietly  = result{action: resAbort}
+	handOver = result{action: resIdle}
 )
 
 func abortWith(status int, err error) result {

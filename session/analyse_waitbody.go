@@ -1,8 +1,6 @@
 package session
 
 import (
-	"errors"
-
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/msg"
 )
@@ -11,7 +9,7 @@ import (
 // buffer (or fills it) and its framing is valid, before any byte goes to a
 // server (HAProxy's http-buffer-request): a body whose chunked framing is
 // invalid is refused with the codec's status and the server never sees
-// the request. A client that sent "Expect: 100-continue" is told to go on
+// the request ("client http body: <cause>"). A client that sent "Expect: 100-continue" is told to go on
 // first: the session has decided to forward the request by now.
 //
 // A body of unknown length on a stream of a multiplexed connection
@@ -35,14 +33,7 @@ func analyseWaitBody(s *httpSession) result {
 	done, err := s.st.WaitBody()
 	switch {
 	case err != nil:
-		var se interface{ StatusCode() int }
-		if errors.As(err, &se) {
-			return abortWith(se.StatusCode(), &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: err})
-		}
-		if isTimeout(err) {
-			return abortWith(408, &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: layers.ErrTimeout})
-		}
-		return abortWith(0, layers.Wrap(layers.SideClient, "http request", layers.PhaseNone, err))
+		return s.clientBodyError(err) // "client http body: <cause>"
 	case !done:
 		return wait
 	}

@@ -11,7 +11,8 @@ import (
 // analyseWaitHead waits for a whole request head from the front mux stage.
 // The stage bounds the wait: the http_request timeout from the request's
 // first byte (408), the keep_alive timeout between requests (the
-// connection closes quietly). A malformed head is answered with the
+// connection closes quietly); after a short grace an idle connection is
+// handed over to wait on a small stack (resIdle). A malformed head is answered with the
 // codec's status (400, 413, 414, 431, 501, 505) and the connection closes.
 func analyseWaitHead(s *httpSession) result {
 	st, err := s.c.mux.Next()
@@ -22,6 +23,8 @@ func analyseWaitHead(s *httpSession) result {
 	switch {
 	case err == nil:
 		return wait
+	case err == h1.ErrIdle:
+		return handOver
 	case err == io.EOF, errors.Is(err, h1.ErrKeepAliveTimeout):
 		return quietly
 	case errors.Is(err, h1.ErrRequestTimeout):

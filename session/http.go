@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -205,7 +206,6 @@ func (f *HTTPFrontend) isDraining() bool { return f.live.isDraining() }
 // it opened that is not pooled; in.Conn is the caller's.
 func (f *HTTPFrontend) Serve(in *layers.Initiator) {
 	c := &httpConn{f: f, in: in}
-	c.s.c = c
 	defer f.live.remove(c)
 	if !f.live.add(c) {
 		return
@@ -219,7 +219,13 @@ type httpConn struct {
 	f   *HTTPFrontend
 	in  *layers.Initiator
 	mux httpMux
-	s   httpSession // reused for each request: the sessions of a connection follow each other
+	// s is reused for each request (the sessions of a connection follow
+	// each other); an idle connection gives it up (see serve).
+	s *httpSession
+	// turn is held by the worker goroutine while it runs (see serve);
+	// panicked is a worker's panic.
+	turn     sync.Mutex
+	panicked *workerPanic
 
 	mu      sync.Mutex
 	cli     net.Conn // outermost client connection
@@ -227,22 +233,122 @@ type httpConn struct {
 	idle    bool     // waiting for a request with none started
 	linger  bool     // an error response closes the connection (owner only)
 	stream  bool     // serves one stream of a multiplexed connection (ServeStream)
+	parked  bool     // the session found the connection idle (h1.ErrIdle): the worker hands it over (owner only)
 	aborted bool
 	cause   error
 }
 
+// Two goroutines take turns serving a connection. The one Serve runs on
+// (the connection's) only waits: for the other, the worker, which runs the
+// front stages and the requests; and, while the connection is idle
+// between requests, for the client. A TLS handshake grows a goroutine's
+// stack to 16–32 KiB and a request to about 8 KiB, and a parked goroutine
+// keeps its stack until a GC shrinks it, by half at most each time: that
+// stack was most of an idle keep-alive connection's memory. So a worker
+// that waited idleGrace for a next request in vain ends (its stack goes
+// back to the runtime) and the connection's goroutine, whose stack stays
+// small, waits on (h1.ServerConn.WaitIdle), then starts a new worker.
+// A busy connection keeps its worker: no cost per request.
+//
+// The worker owns the connection's state while it runs; the hand-overs
+// are the go statement and the turn mutex.
+
+// idleGrace is how long a worker waits for a next request before it hands
+// the idle connection over.
+const idleGrace = 50 * time.Millisecond
+
+// idleWaiter is a front mux stage that can hand an idle connection over:
+// its Next returns h1.ErrIdle after the grace, and WaitIdle goes on with
+// the wait.
+type idleWaiter interface{ WaitIdle() }
+
 func (c *httpConn) serve() {
-	conn, err := c.runStages()
-	if errors.Is(err, layers.ErrAnswered) {
-		return // a stage answered it (ACME TLS-ALPN-01): no session
+	// The worker unlocks turn when it ends or parks the connection: the
+	// hand-over back (a Mutex may be unlocked by another goroutine than
+	// the one that locked it).
+	c.turn.Lock()
+	go c.work(true)
+	for {
+		c.turn.Lock()
+		if !c.parked {
+			break
+		}
+		c.parked = false
+		w, ok := c.mux.(idleWaiter)
+		if !ok || !c.setIdle(true) {
+			c.end() // draining
+			break
+		}
+		c.s = nil // the next request gets a new one
+		w.WaitIdle()
+		go c.work(false)
 	}
-	if err != nil {
+	c.turn.Unlock()
+	if p := c.panicked; p != nil {
+		panic(p) // for the listener's recover, which logs it
+	}
+}
+
+// work runs the front stages (first) and then requests until the
+// connection ends, or idles (then c.parked is set).
+func (c *httpConn) work(first bool) {
+	if c.s == nil {
+		c.s = &httpSession{c: c}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.panicked = &workerPanic{value: p, stack: debug.Stack()}
+			c.parked = false
+		}
+		c.turn.Unlock()
+	}()
+	if first {
+		conn, err := c.runStages()
+		if errors.Is(err, layers.ErrAnswered) {
+			return // a stage answered it (ACME TLS-ALPN-01): no session
+		}
+		if err != nil {
+			c.s.reset()
+			c.s.term = err
+			c.s.log()
+			return
+		}
+		if !c.pickMux(conn) {
+			return // HTTP/2, served to its end
+		}
+	}
+	for {
 		c.s.reset()
-		c.s.term = err
-		c.s.log()
-		return
+		if !c.s.serve() {
+			break
+		}
 	}
-	c.serveMux(conn)
+	if !c.parked {
+		c.end()
+	}
+}
+
+// end gives back the mux stage's buffers and closes lingering when an
+// error response asked for it.
+func (c *httpConn) end() {
+	c.mux.Close()
+	if c.linger && c.abortCause() == nil {
+		c.mu.Lock()
+		conn := c.cli
+		c.mu.Unlock()
+		lingerClose(conn)
+	}
+}
+
+// workerPanic is a panic of a worker goroutine, raised again on the
+// connection's goroutine with the worker's stack.
+type workerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *workerPanic) String() string {
+	return fmt.Sprintf("%v\n\nworker goroutine:\n%s", p.value, p.stack)
 }
 
 // Lingering close: after an error response that closes the connection,
@@ -392,6 +498,7 @@ type httpSession struct {
 	status    int
 	waiting   bool // the body wait started (100 sent)
 	tunneled  bool
+	upl       *uploader // the request body's copier (http_upload.go), kept for the next request
 
 	arena []byte // values set by analysers, valid for this request
 	reqID []byte
@@ -403,11 +510,16 @@ type httpSession struct {
 	headStart time.Time
 }
 
+// reset is kept out of line: it builds a whole session value, whose
+// temporary would otherwise sit in the frame of the connection's loop, and
+// so on the stack of every idle connection.
+//
+//go:noinline
 func (s *httpSession) reset() {
 	c := s.c
-	arena, tried, local, logb := s.arena[:0], s.tried[:0], s.local, s.method[:0]
+	arena, tried, local, logb, upl := s.arena[:0], s.tried[:0], s.local, s.method[:0], s.upl
 	local.Reset()
-	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb}
+	*s = httpSession{c: c, arena: arena, tried: tried, local: local, method: logb, upl: upl}
 }
 
 func (s *httpSession) started() bool { return s.st != nil || !s.headStart.IsZero() }
@@ -425,6 +537,10 @@ func (s *httpSession) serve() bool {
 	res := s.runRequest()
 	if res.action == resAbort && res.status == 0 && res.err == nil {
 		return false // the connection ended between requests
+	}
+	if res.action == resIdle {
+		s.c.parked = true // handed over idle (see httpConn.serve)
+		return false
 	}
 	if !s.started() {
 		if st, _ := s.c.mux.HeadTimes(); !st.IsZero() {
@@ -525,6 +641,7 @@ func (s *httpSession) releaseServer() {
 
 // dropUpstream closes the server connection in use.
 func (s *httpSession) dropUpstream() {
+	s.endUpload()
 	s.c.setSrv(nil)
 	s.up.Close()
 	s.up = nil
@@ -536,8 +653,12 @@ func (s *httpSession) finishUpstream() {
 	if s.up == nil {
 		return
 	}
+	complete, err, _ := s.endUpload()
+	if err != nil && s.term == nil {
+		s.term = err
+	}
 	s.c.setSrv(nil)
-	if s.up.Reusable() && s.server != nil && !s.c.f.isDraining() {
+	if complete && s.up.Reusable() && s.server != nil && !s.c.f.isDraining() {
 		s.up.Conn().SetDeadline(time.Time{})
 		s.server.putIdle(s.up)
 	} else {

@@ -52,8 +52,8 @@ func BenchmarkAnalysers(b *testing.B) {
 	}
 	in := &layers.Initiator{Source: netip.MustParseAddrPort("127.0.0.1:5555"), Accepted: time.Now()}
 	c := &httpConn{f: f, in: in}
-	s := &c.s
-	s.c = c
+	s := &httpSession{c: c}
+	c.s = s
 	raw := []byte(benchRequest)
 	var req msg.Head
 	resp := msg.Head{Status: 200, Fields: msg.Fields{{Name: []byte("Server"), Value: []byte("app")},

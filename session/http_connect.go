@@ -93,7 +93,7 @@ func analyseConnect(s *httpSession) result {
 				s.server.Release()
 				s.server = nil
 				if attempt >= b.Retries() || s.c.abortCause() != nil {
-					return abortWith(503, err)
+					return abortWith(connectStatus(err), err)
 				}
 				attempt++
 				continue
@@ -108,6 +108,12 @@ func analyseConnect(s *httpSession) result {
 		}
 		if err == nil {
 			return cont
+		}
+		if _, cerr, serr := s.endUpload(); cerr != nil {
+			s.dropUpstream()
+			return s.clientBodyError(cerr)
+		} else if serr != nil {
+			err = serr // the server read nothing for the server timeout
 		}
 		if errors.Is(err, errClientSide) {
 			return s.clientBodyError(err)
@@ -133,6 +139,18 @@ func analyseConnect(s *httpSession) result {
 	}
 }
 
+// connectStatus answers a failed connect: 503 when no server could be
+// reached (HAProxy's answer), 502 when one was reached but its TLS
+// handshake failed — unknown authority, wrong name, expired: the server
+// is not the one configured, as nginx answers it.
+func connectStatus(err error) int {
+	var se *layers.StageError
+	if errors.As(err, &se) && se.Side == layers.SideServer && se.Phase == layers.PhaseHandshake {
+		return 502
+	}
+	return 503
+}
+
 // errClientSide marks an error of the client side while the request body
 // was forwarded.
 var errClientSide = errors.New("client side")
@@ -144,16 +162,26 @@ func (e *clientSideError) Unwrap() []error {
 	return []error{errClientSide, e.err}
 }
 
-// clientBodyError answers a failure to read the request body.
+// clientBodyError answers a failure of the client side while the request
+// was sent: a body that could not be read ("client http body: <cause>",
+// answered with the codec's status, or 408 on a timeout), or a failed
+// write of an interim response.
 func (s *httpSession) clientBodyError(err error) result {
+	var ce *clientSideError
+	if errors.As(err, &ce) {
+		var we *layers.StageError
+		if errors.As(ce.err, &we) {
+			return abortWith(0, we)
+		}
+	}
 	var se interface{ StatusCode() int }
 	switch {
 	case errors.As(err, &se):
-		return abortWith(se.StatusCode(), &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: err})
+		return abortWith(se.StatusCode(), clientBodyTermination(err))
 	case isTimeout(err):
-		return abortWith(408, &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: layers.ErrTimeout})
+		return abortWith(408, clientBodyTermination(err))
 	}
-	return abortWith(0, &layers.StageError{Side: layers.SideClient, Stage: "http request", Phase: layers.PhaseData, Err: err})
+	return abortWith(0, clientBodyTermination(err))
 }
 
 // serverError answers a failed exchange with the server.
@@ -222,8 +250,10 @@ func (s *httpSession) dial(ctx context.Context, srv *Server) (net.Conn, error) {
 	return conn, nil
 }
 
-// sendRequest writes the request head and streams its body. sentBody is
-// true once any body byte went out.
+// sendRequest writes the request head and the body data already
+// buffered; a body not complete by then goes on flowing on an uploader
+// goroutine (http_upload.go). sentBody is true once any body byte went
+// out, or may.
 func (s *httpSession) sendRequest() (sentBody bool, err error) {
 	up, st, h := s.up, s.st, s.req
 	if h.Body == msg.BodyNone {
@@ -252,21 +282,25 @@ func (s *httpSession) sendRequest() (sentBody bool, err error) {
 		return len(first) > 0, err
 	}
 	s.rec.BytesIn += int64(len(first))
-	sentBody = len(first) > 0
+	// The rest of what is buffered (the next chunks of a small chunked
+	// body) goes now; only a body still incomplete after it flows on while
+	// the response is read (http_upload.go).
 	for {
-		p, rerr := st.ReadBody()
+		p, rerr := st.ReadBodyBuffered()
 		if len(p) > 0 {
 			if err := up.WriteBody(p); err != nil {
 				return true, err
 			}
 			s.rec.BytesIn += int64(len(p))
-			sentBody = true
 		}
-		if rerr == io.EOF {
+		switch {
+		case rerr == io.EOF:
 			return true, up.EndBody(st.Trailers())
-		}
-		if rerr != nil {
-			return sentBody, &clientSideError{rerr}
+		case rerr != nil:
+			return true, &clientSideError{rerr}
+		case p == nil:
+			s.startUpload()
+			return true, nil
 		}
 	}
 }
@@ -276,9 +310,15 @@ func (s *httpSession) sendRequest() (sentBody bool, err error) {
 // session answers itself.
 func (s *httpSession) readResponseHead() error {
 	start := time.Now()
+	srvTimeout := s.c.f.o.Timeouts.Server
+	d := srvTimeout
 	for {
-		h, err := s.up.ReadHead(s.c.f.o.Timeouts.Server)
+		h, err := s.up.ReadHead(d)
 		if err != nil {
+			if more, left := s.waitMore(err, srvTimeout); more {
+				d = left
+				continue
+			}
 			return err
 		}
 		if h.Status >= 200 || (h.Status == 101 && s.req.Upgrade != nil) {
@@ -291,7 +331,7 @@ func (s *httpSession) readResponseHead() error {
 		}
 		removeHopByHop(h)
 		if err := s.st.WriteHead(h, nil, false); err != nil {
-			return &clientSideError{err}
+			return &clientSideError{layers.Wrap(layers.SideClient, "", layers.PhaseData, err)}
 		}
 	}
 }

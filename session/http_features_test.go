@@ -427,6 +427,14 @@ func TestHTTPRetries(t *testing.T) {
 }
 
 // TestHTTPTimeouts checks each timeout's answer and its timing.
+//
+// A connection that sends nothing until http_request passes gets a 408
+// and a log line, as one that sent part of a head does: that is what
+// HAProxy 2.6 does by default (checked against Debian's 2.6.12 with
+// "timeout http-request 1s": 408 and a "cR--" log line in both cases;
+// only "option http-ignore-probes" closes the empty one quietly, and
+// "option dontlognull" only drops its log line). A keep-alive connection
+// idle past keep_alive closes quietly, as in HAProxy.
 func TestHTTPTimeouts(t *testing.T) {
 	checkGoroutines(t)
 	const d = 300 * time.Millisecond

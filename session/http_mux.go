@@ -25,47 +25,35 @@ import (
 // ServeStream directly.
 const alpnH2 = "h2"
 
-// serveMux runs the mux stage for conn, once the front stages are done.
-func (c *httpConn) serveMux(conn net.Conn) {
+// pickMux chooses the mux stage for conn, once the front stages are done.
+// An HTTP/2 connection is served here to its end (false); for HTTP/1 it
+// sets c.mux for the worker's request loop (true).
+func (c *httpConn) pickMux(conn net.Conn) bool {
 	f := c.f
 	if f.h2 != nil {
 		switch {
 		case c.in.Handshake != nil && c.in.Handshake.ALPN == alpnH2:
 			c.serveH2(conn, false)
-			return
+			return false
 		case f.o.H2C && c.in.Handshake == nil:
 			if d := f.o.Timeouts.HTTPRequest; d > 0 {
 				conn.SetReadDeadline(time.Now().Add(d))
 			}
 			next, isH2, err := h2.SniffPreface(conn)
 			if err != nil {
-				return // closed or silent before a byte of a request: nothing to log
+				return false // closed or silent before a byte of a request: nothing to log
 			}
 			conn.SetReadDeadline(time.Time{})
 			if isH2 {
 				c.serveH2(conn, true)
-				return
+				return false
 			}
 			conn = next
+			c.setCli(conn)
 		}
 	}
-	c.serveH1(conn)
-}
-
-// serveH1 runs one session per request, in order, until the connection
-// ends.
-func (c *httpConn) serveH1(conn net.Conn) {
-	c.mux = c.f.newMux(c.in, conn)
-	defer c.mux.Close()
-	for {
-		c.s.reset()
-		if !c.s.serve() {
-			break
-		}
-	}
-	if c.linger && c.abortCause() == nil {
-		lingerClose(conn)
-	}
+	c.mux = f.newMux(c.in, conn)
+	return true
 }
 
 // serveH2 serves an HTTP/2 connection: each stream becomes a session of its
@@ -96,7 +84,7 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 		Client:    f.o.Timeouts.Client,
 	})
 	c := &httpConn{f: f, in: in, stream: true}
-	c.s.c = c
+	c.s = &httpSession{c: c}
 	c.mux = &streamMux{st: st}
 	// A client that resets its stream (a canceled gRPC call, a closed
 	// tab) ends the exchange with the server at once, as HAProxy's muxes
@@ -184,6 +172,7 @@ func (f *HTTPFrontend) newMux(in *layers.Initiator, conn net.Conn) httpMux {
 		KeepAlive: f.o.Timeouts.KeepAlive,
 		Client:    f.o.Timeouts.Client,
 		Start:     in.Accepted,
+		Grace:     idleGrace,
 	})}
 }
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -111,9 +112,11 @@ func (s *httpSession) forwardResponse() {
 		s.finishUpstream()
 		return
 	}
+	d := srvTimeout
 	for {
-		p, err := up.ReadBody(srvTimeout)
+		p, err := up.ReadBody(d)
 		if len(p) > 0 {
+			d = srvTimeout
 			if werr := st.WriteBody(p); werr != nil {
 				s.clientWriteFailed(werr)
 				return
@@ -129,6 +132,19 @@ func (s *httpSession) forwardResponse() {
 			return
 		}
 		if err != nil {
+			if more, left := s.waitMore(err, srvTimeout); more {
+				d = left
+				continue
+			}
+			if _, cerr, serr := s.endUpload(); cerr != nil {
+				// The client's body failed: the copier aborted the server
+				// connection, which is why its read failed.
+				s.term = cerr
+				s.dropUpstream()
+				return
+			} else if serr != nil {
+				err = serr
+			}
 			if isTimeout(err) {
 				s.term = &layers.StageError{Side: layers.SideServer, Stage: "http response", Phase: layers.PhaseData, Err: layers.ErrTimeout}
 			} else {
@@ -156,6 +172,19 @@ func (s *httpSession) clientWriteFailed(err error) {
 // tunnel forwards bytes both ways after a protocol switch, until both
 // directions end or the tunnel timeout passes with no data either way.
 func (s *httpSession) tunnel() {
+	if s.uploading() {
+		// A body sent with the upgrade request must be whole before the
+		// connection becomes a tunnel.
+		s.upl.wg.Wait()
+		if complete, err, _ := s.endUpload(); !complete {
+			s.term = err
+			if err == nil {
+				s.term = &layers.StageError{Side: layers.SideServer, Stage: "http request", Phase: layers.PhaseData, Err: errors.New("request body not sent whole")}
+			}
+			s.dropUpstream()
+			return
+		}
+	}
 	if err := s.st.WriteHead(s.resp, nil, false); err != nil {
 		s.clientWriteFailed(err)
 		return

@@ -18,6 +18,13 @@ import (
 // Body data returned by the read methods is valid until the next read call;
 // the head's slices are valid until the first read that may wait
 // (ReadBody, WaitBody) — the session copies what it needs after.
+//
+// Full duplex: once the session has sent the head and the buffered start
+// of a large body, it reads the rest of the body (ReadBody, Trailers,
+// BodyDone) on a goroutine of its own while it writes the response
+// (WriteHead, WriteBody, EndBody) on another (http_upload.go); an
+// implementation must allow that. A stream that can also wake a ReadBody
+// blocked on the other goroutine implements CancelBody (bodyCanceler).
 type HTTPStream interface {
 	// Head is the request head.
 	Head() *msg.Head
@@ -68,7 +75,10 @@ type httpMux interface {
 // upstream is the outbound stage of one exchange with a server: an HTTP/1
 // connection (h1.ClientConn), or a stream on an HTTP/2 connection shared
 // with other sessions (h2.Stream). Conn is the handle the session aborts
-// it through (a deadline in the past, Close).
+// it through (a deadline in the past, Close). WriteBody and EndBody may
+// run on one goroutine while ReadHead, ReadBodyBuffered and ReadBody run
+// on another (a full-duplex exchange, http_upload.go); the rest comes
+// after both.
 type upstream interface {
 	WriteRequest(h *msg.Head, body []byte, end bool) error
 	WriteBody(p []byte) error

@@ -20,8 +20,11 @@ var ErrEmptyResponse = errors.New("h1: server closed the connection before respo
 // ClientConn is the outbound HTTP/1 stage of one server connection: it
 // writes a request head and body, reads the response head(s) and body, and
 // says whether the connection can carry another request. One request is in
-// flight at a time. The goroutine of the session using it owns it; an idle
-// ClientConn (in a server's pool) holds no buffer.
+// flight at a time. The goroutine of the session using it owns it, except
+// that the rest of a request body (WriteBody, EndBody) may be written on
+// another goroutine while this one reads the response (a full-duplex
+// exchange); Reusable, Alive, Tunnel and Close come after that writer is
+// done. An idle ClientConn (in a server's pool) holds no buffer.
 type ClientConn struct {
 	rd  reader
 	wr  writer
@@ -35,7 +38,9 @@ type ClientConn struct {
 	reqOut   msg.BodyKind
 	reqLeft  int64
 	got      bool // a response byte arrived
-	broken   bool // the connection cannot be reused
+	broken   bool // reading side: the connection cannot be reused
+	wbroken  bool // writing side: the connection cannot be reused
+	sent     bool // writing side: the request was sent whole
 	final    bool // the final response head was read
 	srvClose bool // the final response asked to close (kept: the head is the caller's to edit)
 
@@ -103,6 +108,7 @@ func (c *ClientConn) WriteRequest(h *msg.Head, body []byte, end bool) error {
 	c.got, c.final = false, false
 	c.resp.Reset()
 	c.reqOut, c.reqLeft = h.Body, h.ContentLength
+	c.sent = false
 	// The request keeps its version: an HTTP/1.0 request (which may lack
 	// a Host) is not turned into an invalid HTTP/1.1 one; it asks for
 	// keep-alive so that the connection can be pooled.
@@ -123,7 +129,12 @@ func (c *ClientConn) WriteRequest(h *msg.Head, body []byte, end bool) error {
 			out = AppendLastChunk(out, nil)
 			c.wr.keep(out)
 		}
-		return c.fail(c.wr.write(out, nil, nil))
+		err := c.fail(c.wr.write(out, nil, nil))
+		if end {
+			c.sent = err == nil && (c.reqOut != msg.BodyLength || c.reqLeft == 0)
+			c.wr.release()
+		}
+		return err
 	}
 	if err := c.writeData(out, body); err != nil {
 		return err
@@ -144,7 +155,7 @@ func (c *ClientConn) writeData(prefix, p []byte) error {
 	switch c.reqOut {
 	case msg.BodyLength:
 		if int64(len(p)) > c.reqLeft {
-			c.broken = true
+			c.wbroken = true
 			return errors.New("h1: request body longer than its Content-Length")
 		}
 		c.reqLeft -= int64(len(p))
@@ -156,7 +167,7 @@ func (c *ClientConn) writeData(prefix, p []byte) error {
 		c.wr.keep(prefix)
 		return c.fail(c.wr.write(prefix, p, crlf))
 	default:
-		c.broken = true
+		c.wbroken = true
 		return errors.New("h1: body data for a request without a body")
 	}
 	return c.fail(c.wr.write(prefix, p, nil))
@@ -176,16 +187,18 @@ func (c *ClientConn) EndBody(trailers msg.Fields) error {
 		err = c.fail(c.wr.write(out, nil, nil))
 	case msg.BodyLength:
 		if c.reqLeft != 0 {
-			c.broken = true
+			c.wbroken = true
 		}
 	}
+	c.sent = err == nil && !c.wbroken
 	c.wr.release()
 	return err
 }
 
+// fail records a write error (writing side).
 func (c *ClientConn) fail(err error) error {
 	if err != nil {
-		c.broken = true
+		c.wbroken = true
 	}
 	return err
 }
@@ -197,7 +210,6 @@ func (c *ClientConn) fail(err error) error {
 // error. The head's slices point into the stage's buffer until the first
 // ReadBody.
 func (c *ClientConn) ReadHead(timeout time.Duration) (*msg.Head, error) {
-	c.wr.release()
 	method := methodGET
 	switch {
 	case c.head:
@@ -284,7 +296,7 @@ func (c *ClientConn) Trailers() msg.Fields { return c.body.dec.Trailers }
 // request body was sent whole, and nothing unexpected was received after
 // the response. When it is, the buffers are given back.
 func (c *ClientConn) Reusable() bool {
-	ok := !c.broken && c.final && c.body.done && !c.srvClose && !c.reqClose &&
+	ok := !c.broken && !c.wbroken && c.sent && c.final && c.body.done && !c.srvClose && !c.reqClose &&
 		len(c.rd.buffered()) == 0 && c.resp.Status != 101 && !(c.connect && c.resp.Status < 300)
 	c.wr.release()
 	c.rd.release()
@@ -297,7 +309,7 @@ func (c *ClientConn) Reusable() bool {
 // now), which is why a reused connection only carries requests that can be
 // replayed.
 func (c *ClientConn) Alive() bool {
-	if c.broken {
+	if c.broken || c.wbroken {
 		return false
 	}
 	if c.raw == nil {

@@ -1,9 +1,12 @@
 package h1
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -13,6 +16,8 @@ import (
 // probeSize is the small read buffer a connection waits in while it holds
 // no pooled buffer (between messages), so that an idle keep-alive
 // connection holds none (DESIGN.md §5). A whole typical request head fits.
+// It is allocated on first use: a client connection that can wait on its
+// socket (waitInPool) never needs one.
 const probeSize = 1024
 
 // errBufferFull is returned when a message part (a head, a trailer section,
@@ -31,7 +36,18 @@ type reader struct {
 	pool  *layers.BufferPool
 	buf   *[]byte // nil when empty
 	r, w  int
-	probe [probeSize]byte
+	err   error // a read error kept for the next fill (ServerConn.WaitIdle)
+	probe *[probeSize]byte
+	raw   syscall.RawConn // the TCP socket under conn, when nothing buffers in between
+	// canceled makes body reads fail (Request.CancelBody, from another
+	// goroutine); checked after each read deadline is armed, so that a
+	// cancel racing with the arming still wakes the read.
+	canceled atomic.Bool
+	// waitInPool: the wait for a message's first bytes reads straight into
+	// a pooled buffer, given back when nothing came; set when that wait is
+	// short (ServerOptions.Grace) and the rest of it is done on the socket
+	// (raw) without a buffer.
+	waitInPool bool
 }
 
 func (rd *reader) buffered() []byte {
@@ -58,6 +74,32 @@ func (rd *reader) drop() {
 	}
 }
 
+// rawSocket is the TCP socket under conn when nothing between them keeps
+// bytes of its own that the socket would not show (a *net.TCPConn, or TLS
+// straight over one), or nil.
+func rawSocket(conn net.Conn) syscall.RawConn {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// waitReadable waits, holding no buffer, until the socket has bytes to
+// read, is closed by the peer or fails, or the read deadline passes. The
+// caller must know that nothing is buffered above the socket: for TLS, a
+// read that returned nothing since the last record was consumed.
+func (rd *reader) waitReadable() error {
+	return rd.raw.Read(readable)
+}
+
 // setDeadline arms the read deadline d from now (0: none).
 func (rd *reader) setDeadline(d time.Duration) {
 	if d > 0 {
@@ -73,13 +115,29 @@ func (rd *reader) setDeadline(d time.Duration) {
 // start when the end is reached (slices into the buffer then go stale). It
 // returns errBufferFull when the unconsumed bytes fill the whole buffer.
 func (rd *reader) fill(useProbe bool) (int, error) {
+	if err := rd.err; err != nil {
+		rd.err = nil
+		return 0, err
+	}
 	if rd.buf != nil && rd.r == rd.w {
 		rd.r, rd.w = 0, 0
 		if useProbe {
 			rd.drop()
 		}
 	}
+	if rd.buf == nil && useProbe && rd.waitInPool {
+		rd.buf = rd.pool.Get()
+		n, err := rd.conn.Read(*rd.buf)
+		rd.r, rd.w = 0, n
+		if n == 0 {
+			rd.drop()
+		}
+		return n, err
+	}
 	if rd.buf == nil && useProbe {
+		if rd.probe == nil {
+			rd.probe = new([probeSize]byte)
+		}
 		n, err := rd.conn.Read(rd.probe[:])
 		if n > 0 {
 			rd.buf = rd.pool.Get()
@@ -123,9 +181,9 @@ func (rd *reader) fillAfter() (int, error) {
 
 // body is the framing state of one message body being read.
 type body struct {
-	kind msg.BodyKind
 	left int64 // BodyLength: bytes still to come
 	dec  ChunkedDecoder
+	kind msg.BodyKind
 	done bool
 }
 
@@ -196,6 +254,9 @@ func (rd *reader) readBodyFill(b *body, idle time.Duration, fill bool) ([]byte, 
 			return nil, nil
 		}
 		rd.setDeadline(idle)
+		if rd.canceled.Load() {
+			return nil, ErrBodyCanceled
+		}
 		n, err := rd.fill(false)
 		if n > 0 {
 			continue

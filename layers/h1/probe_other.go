@@ -9,3 +9,9 @@ func (c *ClientConn) probe(fd uintptr) bool {
 	c.probeOK = true
 	return true
 }
+
+// readable cannot peek without blocking here; canPeek keeps it unused.
+func readable(fd uintptr) bool { return true }
+
+// canPeek tells whether readable works here.
+const canPeek = false

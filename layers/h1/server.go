@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
@@ -30,6 +31,9 @@ type ServerOptions struct {
 	// Start is when the connection was accepted: the first request's head
 	// timer starts there.
 	Start time.Time
+	// Grace bounds the wait for the first byte of a request on the calling
+	// goroutine: when it passes, Next returns ErrIdle (0: never).
+	Grace time.Duration
 }
 
 // Errors of the request-head wait, as *layers.StageError so that their
@@ -44,6 +48,15 @@ var (
 	ErrClientAborted = &layers.StageError{Side: layers.SideClient, Stage: "http request", Err: errors.New("closed inside the request head")}
 )
 
+// ErrIdle is returned by Next when ServerOptions.Grace passed with no byte
+// of a request: the connection is idle, and no timeout of its own passed.
+// The goroutine that served the connection so far has a stack grown by the
+// TLS handshake and the requests, which a parked goroutine keeps until a
+// GC shrinks it; the caller can leave the rest of the wait to a goroutine
+// with a small stack, which calls WaitIdle and hands the connection back
+// for Next.
+var ErrIdle = errors.New("h1: connection idle")
+
 // ServerConn is the HTTP/1 mux stage of one client connection (DESIGN.md
 // §1 step 3): it parses requests from the connection in order, pipelined
 // ones included, and exposes each one as a stream (Next) that a session
@@ -56,12 +69,13 @@ type ServerConn struct {
 	o   ServerOptions
 	rd  reader
 	wr  writer
-	req Request
+	req *Request // nil while idle after WaitIdle (request makes it again)
 
 	served    int       // requests finished
 	headStart time.Time // the current head's first byte (zero: none yet)
 	headDone  time.Time
-	closing   bool // no request after the current one
+	waitStart time.Time // when the wait for a later request began
+	closing   bool      // no request after the current one
 }
 
 // NewServerConn makes the mux stage for conn.
@@ -74,8 +88,12 @@ func NewServerConn(conn net.Conn, o ServerOptions) *ServerConn {
 	}
 	c := &ServerConn{o: o}
 	c.rd.conn, c.rd.pool = conn, o.Buffers
+	if o.Grace > 0 && canPeek {
+		if c.rd.raw = rawSocket(conn); c.rd.raw != nil {
+			c.rd.waitInPool = true
+		}
+	}
 	c.wr.conn, c.wr.pool, c.wr.idle = conn, o.Buffers, o.Client
-	c.req.c = c
 	return c
 }
 
@@ -96,22 +114,19 @@ func (c *ServerConn) Next() (*Request, error) {
 		}
 	}
 	first := c.served == 0
-	switch {
-	case !c.headStart.IsZero():
-		c.rd.conn.SetReadDeadline(c.deadline(c.headStart))
-	case first:
-		c.rd.conn.SetReadDeadline(c.deadline(c.o.Start))
-	default:
-		c.rd.setDeadline(c.o.KeepAlive)
+	until := c.waitDeadline()
+	// Waiting for a request's first byte, the grace may end the wait
+	// here first (ErrIdle).
+	var grace time.Time
+	if c.o.Grace > 0 && c.headStart.IsZero() && len(c.rd.buffered()) == 0 && c.rd.err == nil {
+		if g := time.Now().Add(c.o.Grace); until.IsZero() || g.Before(until) {
+			grace, until = g, g
+		}
 	}
+	c.rd.conn.SetReadDeadline(until)
 	n, err := c.rd.fill(true)
 	if n > 0 {
-		if c.headStart.IsZero() {
-			c.headStart = time.Now()
-			if first && !c.o.Start.IsZero() {
-				c.headStart = c.o.Start
-			}
-		}
+		c.gotBytes(first)
 		if r, perr := c.parse(); r != nil || perr != nil {
 			return r, perr
 		}
@@ -122,6 +137,9 @@ func (c *ServerConn) Next() (*Request, error) {
 	case errors.Is(err, errBufferFull):
 		return nil, errHeadTooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if n == 0 && !grace.IsZero() && !time.Now().Before(grace) {
+			return nil, ErrIdle
+		}
 		if c.headStart.IsZero() && !first {
 			return nil, ErrKeepAliveTimeout
 		}
@@ -135,6 +153,58 @@ func (c *ServerConn) Next() (*Request, error) {
 	return nil, err
 }
 
+// waitDeadline is the deadline of the wait for the current head: the
+// http_request timeout from its first byte (from the accept for the first
+// request), or the keep-alive timeout from the end of the last response
+// (zero: none).
+func (c *ServerConn) waitDeadline() time.Time {
+	switch {
+	case !c.headStart.IsZero():
+		return c.deadline(c.headStart)
+	case c.served == 0:
+		return c.deadline(c.o.Start)
+	}
+	if c.waitStart.IsZero() {
+		c.waitStart = time.Now()
+	}
+	if c.o.KeepAlive > 0 {
+		return c.waitStart.Add(c.o.KeepAlive)
+	}
+	return time.Time{}
+}
+
+// gotBytes starts the head timer when a request's first bytes arrived.
+func (c *ServerConn) gotBytes(first bool) {
+	if c.headStart.IsZero() {
+		c.headStart = time.Now()
+		if first && !c.o.Start.IsZero() {
+			c.headStart = c.o.Start
+		}
+	}
+}
+
+// WaitIdle goes on with the wait that Next ended with ErrIdle, until the
+// deadline Next had, holding no pooled buffer: on the TCP socket itself
+// when nothing buffers above it (plain or TLS over TCP), else reading
+// into the small probe. Next, which must be called next, reads (or finds)
+// what came: bytes, the end of the connection, a timeout, an error. It
+// first gives back the request stream's memory (its head and field list,
+// its body decoders), made again for the next request. Meant for a
+// goroutine with a small stack (see ErrIdle).
+func (c *ServerConn) WaitIdle() {
+	c.req = nil
+	c.rd.conn.SetReadDeadline(c.waitDeadline())
+	if c.rd.raw != nil {
+		c.rd.waitReadable() // Next's read finds what it was
+		return
+	}
+	n, err := c.rd.fill(true)
+	if n > 0 {
+		c.gotBytes(c.served == 0)
+	}
+	c.rd.err = err
+}
+
 func (c *ServerConn) deadline(from time.Time) time.Time {
 	if c.o.Request <= 0 || from.IsZero() {
 		return time.Time{}
@@ -142,10 +212,20 @@ func (c *ServerConn) deadline(from time.Time) time.Time {
 	return from.Add(c.o.Request)
 }
 
+// request is the connection's request stream, made again after WaitIdle
+// gave it up.
+func (c *ServerConn) request() *Request {
+	if c.req == nil {
+		c.req = &Request{c: c}
+	}
+	return c.req
+}
+
 // parse tries to parse a head from the buffered bytes.
 func (c *ServerConn) parse() (*Request, error) {
 	b := c.rd.buffered()
-	n, err := ParseRequestHead(b, &c.req.head, c.o.Limits)
+	r := c.request()
+	n, err := ParseRequestHead(b, &r.head, c.o.Limits)
 	if err == ErrIncomplete {
 		if len(b) == len(*c.rd.buf) && c.rd.r == 0 {
 			return nil, errHeadTooLarge
@@ -167,8 +247,8 @@ func (c *ServerConn) parse() (*Request, error) {
 	}
 	c.headDone = time.Now()
 	c.rd.r += n
-	c.req.start(c.o.Limits)
-	return &c.req, nil
+	r.start(c.o.Limits)
+	return r, nil
 }
 
 // HeadTimes returns when the current request's first byte arrived (the
@@ -181,12 +261,12 @@ func (c *ServerConn) HeadTimes() (start, done time.Time) { return c.headStart, c
 // body was not read to its end (its rest would be taken for the next
 // request). It gives the buffers back when empty.
 func (c *ServerConn) Finish() (keepAlive bool) {
-	r := &c.req
-	if !r.body.done || r.failed || !r.wroteFinal || r.closeAfter || r.tunnel {
+	r := c.request()
+	if !r.body.done || r.failed || r.bodyFailed || !r.wroteFinal || r.closeAfter || r.tunnel {
 		c.closing = true
 	}
 	c.served++
-	c.headStart, c.headDone = time.Time{}, time.Time{}
+	c.headStart, c.headDone, c.waitStart = time.Time{}, time.Time{}, time.Time{}
 	r.head.Reset()
 	c.wr.release()
 	c.rd.release()
@@ -207,9 +287,10 @@ func (c *ServerConn) Close() {
 // arrive) with h and body, then the connection is done (Finish reports
 // false).
 func (c *ServerConn) WriteError(h *msg.Head, body []byte) error {
-	r := &c.req
+	r := c.request()
 	r.head.Reset()
 	r.body.done = true
+	r.bodyEnd.Store(true)
 	r.isHEAD, r.isCONNECT, r.http10, r.reqClose, r.expect100 = false, false, false, true, false
 	h.Close = true
 	err := r.WriteHead(h, body, true)
@@ -220,14 +301,25 @@ func (c *ServerConn) WriteError(h *msg.Head, body []byte) error {
 // Request is one request stream of a ServerConn: its head, its body as
 // framed data, and the writing of its response. It is valid until
 // ServerConn.Finish.
+//
+// The body may be read (ReadBody, ReadBodyBuffered, Trailers) on one
+// goroutine while the response is written (WriteHead, WriteBody, EndBody)
+// on another — a full-duplex exchange; BodyDone and CancelBody may be
+// called from any goroutine. Everything else belongs to the goroutine
+// serving the connection.
 type Request struct {
 	c    *ServerConn
 	head msg.Head
-	body body
+	body body // the reading side's
+
+	// bodyEnd mirrors body.done for the writing side, which decides from
+	// it whether the connection can stay open.
+	bodyEnd    atomic.Bool
+	bodyFailed bool // reading side: the body could not be read whole
 
 	sent100    bool
 	wroteFinal bool
-	failed     bool // a write failed or a response was cut short
+	failed     bool // writing side: a write failed or a response was cut short
 	closeAfter bool // close the connection after the response
 	tunnel     bool
 	out        msg.BodyKind // framing of the response body on the wire
@@ -247,6 +339,9 @@ type Request struct {
 func (r *Request) start(lim Limits) {
 	h := &r.head
 	r.body.reset(h, lim)
+	r.bodyEnd.Store(r.body.done)
+	r.c.rd.canceled.Store(false) // a cancel was for an earlier request
+	r.bodyFailed = false
 	r.vbody.reset(h, lim)
 	r.vpos = r.c.rd.r
 	r.sent100, r.wroteFinal, r.failed, r.closeAfter, r.tunnel = false, false, false, false, false
@@ -286,7 +381,7 @@ func (r *Request) WaitBody() (done bool, err error) {
 					vb.done = true
 				case err == ErrIncomplete:
 				case err != nil:
-					r.failed = true
+					r.bodyFailed = true
 					return false, err
 				default:
 					continue
@@ -304,10 +399,10 @@ func (r *Request) WaitBody() (done bool, err error) {
 		case n > 0:
 			continue
 		case err == io.EOF:
-			r.failed = true
+			r.bodyFailed = true
 			return false, ErrTruncated
 		case err != nil:
-			r.failed = true
+			r.bodyFailed = true
 			return false, err
 		}
 	}
@@ -318,10 +413,18 @@ func (r *Request) WaitBody() (done bool, err error) {
 // slices valid.
 func (r *Request) ReadBodyBuffered() ([]byte, error) {
 	p, err := r.c.rd.readBodyFill(&r.body, r.c.o.Client, false)
-	if err != nil && err != io.EOF {
-		r.failed = true
-	}
+	r.bodyRead(err)
 	return p, err
+}
+
+// bodyRead records the outcome of a body read.
+func (r *Request) bodyRead(err error) {
+	if r.body.done && !r.bodyEnd.Load() {
+		r.bodyEnd.Store(true) // also with the last data, before io.EOF
+	}
+	if err != nil && err != io.EOF {
+		r.bodyFailed = true
+	}
 }
 
 // Head is the request head. Its slices point into the stage's buffer: they
@@ -332,7 +435,7 @@ func (r *Request) Head() *msg.Head { return &r.head }
 // Continue sends "100 Continue" when the client asked for it and it was not
 // sent yet; the session calls it when it decides to read the body.
 func (r *Request) Continue() error {
-	if !r.expect100 || r.sent100 || r.wroteFinal || r.body.done {
+	if !r.expect100 || r.sent100 || r.wroteFinal || r.bodyEnd.Load() {
 		return nil
 	}
 	r.sent100 = true
@@ -345,14 +448,28 @@ var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // call), or io.EOF at its end, with the trailers then in Trailers.
 func (r *Request) ReadBody() ([]byte, error) {
 	p, err := r.c.rd.readBody(&r.body, r.c.o.Client)
-	if err != nil && err != io.EOF {
-		r.failed = true
-	}
+	r.bodyRead(err)
 	return p, err
 }
 
 // BodyDone reports whether the request body was read to its end.
-func (r *Request) BodyDone() bool { return r.body.done }
+func (r *Request) BodyDone() bool { return r.bodyEnd.Load() }
+
+// ErrBodyCanceled is returned by a body read after CancelBody.
+var ErrBodyCanceled = errors.New("h1: request body read canceled")
+
+// CancelBody makes a ReadBody blocked on another goroutine return
+// ErrBodyCanceled, and every later body read of this request: the session
+// gave up on the rest of the body (a server answered early). The
+// connection then closes after the response, since the rest of the body
+// is unread.
+func (r *Request) CancelBody() {
+	r.c.rd.canceled.Store(true)
+	r.c.rd.conn.SetReadDeadline(aLongTimeAgo)
+}
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Trailers are the request's trailers, once ReadBody returned io.EOF.
 func (r *Request) Trailers() msg.Fields { return r.body.dec.Trailers }
@@ -401,7 +518,7 @@ func (r *Request) WriteHead(h *msg.Head, body []byte, end bool) error {
 		r.out = msg.BodyUntilClose
 		r.closeAfter = true
 	}
-	if h.Close || r.reqClose || r.c.closing || !r.body.done {
+	if h.Close || r.reqClose || r.c.closing || !r.bodyEnd.Load() {
 		// An unread body would be taken for the next request.
 		r.closeAfter = true
 	}

@@ -226,7 +226,9 @@ func (c *Client) dialStream(ctx context.Context, dial Dial, o StreamOptions, don
 func (c *Client) start(ctx context.Context, conn net.Conn) (*sharedConn, error) {
 	fail := func(err error) (*sharedConn, error) {
 		conn.Close()
-		return nil, &layers.StageError{Side: layers.SideServer, Stage: "h2", Phase: layers.PhaseConnect, Err: err}
+		// The preface and SETTINGS exchange is HTTP/2's handshake: its
+		// failure is the server's answer, not its absence.
+		return nil, &layers.StageError{Side: layers.SideServer, Stage: "h2", Phase: layers.PhaseHandshake, Err: err}
 	}
 	if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {

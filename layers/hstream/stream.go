@@ -389,6 +389,16 @@ func (s *Stream) release() {
 	}
 }
 
+// CancelBody makes a body read blocked on another goroutine, and every
+// later one, fail: the session gave up on the rest of the body (the server
+// answered early). Closing the request body is the way both mux stages
+// take to stop a stream's upload.
+func (s *Stream) CancelBody() {
+	if s.r.Body != nil {
+		s.r.Body.Close()
+	}
+}
+
 // BodyDone reports whether the request body was read to its end.
 func (s *Stream) BodyDone() bool {
 	return s.head.Body == msg.BodyNone || (s.eof && s.off == s.n)
