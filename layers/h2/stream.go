@@ -274,7 +274,10 @@ func (sc *sharedConn) scheme() string {
 }
 
 // WriteBody sends request body data. It returns once the connection's
-// writer has taken all of p.
+// writer has taken all of p. When the writer no longer wants the body —
+// the server answered with an error status before reading it all, or the
+// stream ended — the data is dropped without an error: ReadHead tells
+// which, and the server's answer is forwarded (an early 413).
 func (s *Stream) WriteBody(p []byte) error {
 	if s.pw == nil {
 		return errNoBody
@@ -289,6 +292,9 @@ func (s *Stream) WriteBody(p []byte) error {
 		defer s.wtimer.Stop()
 	}
 	if _, err := s.pw.Write(p); err != nil {
+		if err == io.ErrClosedPipe {
+			return nil // x/net closed the body: it wants no more (see above)
+		}
 		return layers.Wrap(layers.SideServer, "h2", layers.PhaseData, err)
 	}
 	return nil
