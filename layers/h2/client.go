@@ -106,8 +106,8 @@ func NewClient(o ClientOptions) *Client {
 	return &Client{t: t}
 }
 
-// ErrNotH2 is the cause of a failed Stream for a TLS connection on which the server did
-// not agree to HTTP/2 by ALPN.
+// ErrNotH2 is the cause of a failed Stream for a TLS connection on which
+// the server did not agree to HTTP/2 by ALPN.
 var ErrNotH2 = errors.New(`server did not negotiate "h2" by ALPN; check that it speaks HTTP/2 over TLS or use proto h1`)
 
 // Dial makes a new connection to the server (its Connector's Connect).
@@ -239,6 +239,11 @@ func (c *Client) start(ctx context.Context, conn net.Conn) (*sharedConn, error) 
 	if err != nil {
 		return fail(err)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+	}
 	if err := cc.Ping(ctx); err != nil {
 		cc.Close()
 		if ctx.Err() != nil {
@@ -248,6 +253,10 @@ func (c *Client) start(ctx context.Context, conn net.Conn) (*sharedConn, error) 
 	}
 	return &sharedConn{cc: cc, conn: conn}, nil
 }
+
+// startTimeout bounds the PING of a new connection when the caller set no
+// deadline (no connect timeout).
+const startTimeout = 10 * time.Second
 
 // release gives back a stream's place on sc.
 func (c *Client) release(sc *sharedConn) {
