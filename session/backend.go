@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h2"
 )
 
 // PassiveOptions turns on passive ejection: a server whose connects keep
@@ -190,6 +191,13 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 			so.Name = so.Address
 		}
 		s := &Server{b: b, idx: i, opts: so}
+		switch so.Proto {
+		case ProtoH1:
+		case ProtoH2:
+			s.mux = h2.NewClient(h2.ClientOptions{IdleTimeout: b.idleTimeout})
+		default:
+			return nil, fmt.Errorf("backend %q: server %q: unknown protocol %d: use ProtoH1 or ProtoH2", o.Name, so.Name, so.Proto)
+		}
 		s.healthy.Store(true)
 		b.servers[i] = s
 		if b.cookie != "" {
