@@ -22,10 +22,9 @@ import (
 // speaks to it.
 var bodyFronts = []string{"h1", "h2", "h3"}
 
-// bodyBacks are the server-side protocols: HTTP/1.1 over TCP, HTTP/3 over
-// QUIC (backend h3: true). An "h2" row joins when strata speaks HTTP/2 to
-// servers.
-var bodyBacks = []string{"h1", "h3"}
+// bodyBacks are the server-side protocols: HTTP/1.1 and HTTP/2 (proto: h2,
+// over TLS) on TCP, HTTP/3 on QUIC (h3: true).
+var bodyBacks = []string{"h1", "h2", "h3"}
 
 // bodyBackend serves the body checks: /upload hashes the request body and
 // its trailers, /download?n= streams n bytes with a trailer, /step writes
@@ -85,6 +84,16 @@ func bodyBackend(t *testing.T, p *pki, proto string, steps *streamSteps) string 
 	switch proto {
 	case "h1":
 		go srv.Serve(ln)
+	case "h2":
+		srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor != 2 {
+				http.Error(w, "not HTTP/2", http.StatusBadRequest)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{p.leaf(t, certs.IssueOptions{}, "backend.test")}, NextProtos: []string{"h2"}}
+		go srv.ServeTLS(ln, "", "")
 	case "h3":
 		// Only QUIC on this port: a request that fell back to TCP fails.
 		ln.Close()
@@ -169,7 +178,10 @@ func TestHTTPBodies(t *testing.T) {
 				backend := bodyBackend(t, p, back, steps)
 				addr := freeAddr(t)
 				yamlText := h3Config(addr, cert, key, backend, "", "")
-				if back == "h3" {
+				switch back {
+				case "h2":
+					yamlText += fmt.Sprintf("    tls: { sni: backend.test, ca: %q }\n    proto: h2\n", p.rootFile())
+				case "h3":
 					yamlText += fmt.Sprintf("    tls: { sni: backend.test, ca: %q }\n    h3: true\n", p.rootFile())
 				}
 				_, logs := startStrata(t, yamlText)

@@ -88,6 +88,15 @@ var (
 	ErrNotTLS    = errors.New("not a TLS ClientHello")
 	ErrTooLarge  = errors.New("too large")
 	ErrDrained   = errors.New("drain timeout")
+	// ErrUnprocessed is a request the server refused before processing
+	// any of it (an HTTP/2 REFUSED_STREAM, or a stream above a GOAWAY's
+	// last stream ID, RFC 9113 §8.7): it may be sent again, whatever its
+	// method, if none of its body was consumed.
+	ErrUnprocessed = errors.New("refused by the server before processing")
+	// ErrStreamReset is a stream of a multiplexed connection that the
+	// peer reset (an HTTP/2 RST_STREAM): a proxy resets the stream on the
+	// other side too, where it can.
+	ErrStreamReset = errors.New("stream reset")
 	// ErrAnswered is what a stage returns when it answered the connection
 	// itself and closed it, as the TLS decode stage does for an ACME
 	// TLS-ALPN-01 validation: no session follows and nothing is logged as

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/h3"
 )
 
@@ -191,6 +192,13 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 			so.Name = so.Address
 		}
 		s := &Server{b: b, idx: i, opts: so}
+		switch so.Proto {
+		case ProtoH1:
+		case ProtoH2:
+			s.mux = h2.NewClient(h2.ClientOptions{IdleTimeout: b.idleTimeout})
+		default:
+			return nil, fmt.Errorf("backend %q: server %q: unknown protocol %d: use ProtoH1 or ProtoH2", o.Name, so.Name, so.Proto)
+		}
 		if so.QUIC != nil {
 			s.h3 = h3.NewClient(h3.ClientOptions{Address: so.Address, TLS: so.QUIC})
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -142,11 +143,31 @@ func (s *Server) probe(ctx context.Context, h *HealthOptions) error {
 	if err != nil {
 		return err
 	}
+	if h.Kind == "http" && s.mux != nil {
+		return s.probeH2(ctx, c, &h.HTTP)
+	}
 	defer c.Close()
 	if h.Kind == "http" {
 		return s.probeHTTP(ctx, c, &h.HTTP)
 	}
 	return nil
+}
+
+// probeH2 is the HTTP check of a server spoken to over HTTP/2: the same
+// request, as an HTTP/2 stream on a connection of its own.
+func (s *Server) probeH2(ctx context.Context, c net.Conn, hc *HTTPCheck) error {
+	host := hc.Host
+	if host == "" {
+		host = s.opts.Address
+	}
+	status, err := h2.Probe(ctx, c, hc.Method, hc.Path, host)
+	if err != nil {
+		return err
+	}
+	if (len(hc.Status) == 0 && status < 400) || slices.Contains(hc.Status, status) {
+		return nil
+	}
+	return fmt.Errorf("http check %s %s: status %d", hc.Method, hc.Path, status)
 }
 
 // healthBuffers serves the HTTP checks of every backend: a check reads a

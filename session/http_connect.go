@@ -37,17 +37,22 @@ func idempotent(m []byte) bool {
 //   - a request that can be replayed (idempotent method, no body) may use
 //     an idle pooled connection of that server; any other request gets a
 //     fresh one, so that a connection the server closed meanwhile can only
-//     cost a request that is safe to send again;
+//     cost a request that is safe to send again — except on a server
+//     spoken to over HTTP/2, where every request takes a stream on a
+//     shared connection (one with room, else a new one), whose death the
+//     connection's reader notices and whose refusals are explicit;
 //   - a server reached over HTTP/3 (ServerOptions.QUIC) gets the request
 //     on a new stream of its shared QUIC connection; while QUIC is
 //     unreachable (and for an upgrade or CONNECT) the request takes the
-//     TCP path as above;
+//     TCP path as above, in the server's Proto;
 //   - a failed connect is retried on another server (Backend.Retries
 //     times), for any request: nothing was sent;
 //   - a server that closes before any response byte (an "empty response")
 //     gets a replayable request again: on a fresh connection to the same
 //     server when the dead one came from the pool (not counted as a retry),
-//     else on another server; a request whose body was sent is never
+//     else on another server; so does any request the server refused
+//     unprocessed (layers.ErrUnprocessed: an HTTP/2 REFUSED_STREAM or
+//     GOAWAY), whatever its method; a request whose body was sent is never
 //     replayed (502);
 //   - no response head within the server timeout: 504; a malformed one:
 //     502.
@@ -56,7 +61,7 @@ func analyseConnect(s *httpSession) result {
 	b := s.backend
 	s.balanceRequest(b)
 	replayable := idempotent(s.req.Method) && s.req.Body == msg.BodyNone
-	fresh := !replayable
+	redial := false // a connection taken for reuse was dead: this request dials
 	attempt := 0
 	var last error
 	for {
@@ -83,7 +88,7 @@ func analyseConnect(s *httpSession) result {
 				s.rec.Connect = time.Since(start)
 			}
 		}
-		if !fresh && s.up == nil {
+		if s.up == nil && !redial && replayable && !s.server.multiplexed() {
 			if up := s.server.takeIdle(); up != nil {
 				s.up, s.reused = up, true
 				s.rec.Connect = 0
@@ -91,9 +96,11 @@ func analyseConnect(s *httpSession) result {
 		}
 		if s.up == nil {
 			start := time.Now()
-			conn, err := s.dial(s.server)
+			up, reused, err := s.connect(redial)
 			s.rec.Connect = time.Since(start)
-			if s.c.abortCause() == nil {
+			if reused {
+				s.rec.Connect = 0
+			} else if s.c.abortCause() == nil {
 				s.server.Observe(err)
 			}
 			if err != nil {
@@ -107,7 +114,7 @@ func analyseConnect(s *httpSession) result {
 				attempt++
 				continue
 			}
-			s.up, s.reused = s.c.f.newUpstream(conn), false
+			s.up, s.reused = up, reused
 		}
 		s.c.setSrv(s.up.Conn())
 
@@ -129,9 +136,10 @@ func analyseConnect(s *httpSession) result {
 		}
 		responded, reused := s.up.Responded(), s.reused
 		s.dropUpstream()
-		if !responded && replayable && !sentBody && s.c.abortCause() == nil && !isTimeout(err) {
+		again := replayable || errors.Is(err, layers.ErrUnprocessed)
+		if !responded && again && !sentBody && s.c.abortCause() == nil && !isTimeout(err) {
 			if reused {
-				fresh = true // the pooled connection was dead: same server, new connection
+				redial = true // the pooled connection was dead: same server, new connection
 				continue
 			}
 			if attempt < b.Retries() {
@@ -219,6 +227,10 @@ func (s *httpSession) serverError(err error, responded bool) result {
 		return abortWith(504, errServerTimeout)
 	case errors.As(err, &se):
 		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: err})
+	case errors.Is(err, layers.ErrStreamReset) && s.c.stream:
+		// A reset answers a reset: the client's stream is reset too,
+		// not answered with a 502 it could take for the server's.
+		return abortWith(0, layers.Wrap(layers.SideServer, "http response", layers.PhaseNone, err))
 	case !responded:
 		return abortWith(502, &layers.StageError{Side: layers.SideServer, Stage: "http response", Err: errEmptyResponse.Err})
 	}
@@ -238,13 +250,34 @@ func (s *httpSession) acquire(b *Backend) (*Server, time.Duration, error) {
 	return b.acquire(ctx, s.pick, s.tried)
 }
 
-func (s *httpSession) dial(srv *Server) (net.Conn, error) {
+// connect returns the outbound stage for the request, within the connect
+// timeout: a new HTTP/1 connection to s.server, or for an HTTP/2 server a
+// stream on a shared connection (reused) or on a new one (fresh asks for a
+// new one).
+func (s *httpSession) connect(fresh bool) (up upstream, reused bool, err error) {
 	ctx := context.Background()
 	if d := s.c.f.o.Timeouts.Connect; d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	srv := s.server
+	if srv.mux != nil {
+		dial := func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, srv) }
+		st, reused, err := srv.mux.Stream(ctx, dial, fresh, s.c.f.streamOptions())
+		if err != nil {
+			return nil, false, layers.Wrap(layers.SideServer, "tcp", layers.PhaseConnect, timeoutIf(ctx, err))
+		}
+		return st, reused, nil
+	}
+	conn, err := s.dial(ctx, srv)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.c.f.newUpstream(conn), false, nil
+}
+
+func (s *httpSession) dial(ctx context.Context, srv *Server) (net.Conn, error) {
 	conn, err := srv.Connector().Connect(ctx, s.c.in)
 	if err != nil {
 		return nil, layers.Wrap(layers.SideServer, "tcp", layers.PhaseConnect, timeoutIf(ctx, err))

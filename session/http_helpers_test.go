@@ -138,8 +138,9 @@ func (h *httpHarness) noRecord(t testing.TB) {
 // connections it accepted.
 type httpBackend struct {
 	*httptest.Server
-	mu    sync.Mutex
-	conns int
+	mu     sync.Mutex
+	conns  int
+	closes int
 }
 
 func startHTTPBackend(t testing.TB, handler http.HandlerFunc) *httpBackend {
@@ -156,6 +157,35 @@ func startHTTPBackend(t testing.TB, handler http.HandlerFunc) *httpBackend {
 	b.Start()
 	t.Cleanup(b.Close)
 	return b
+}
+
+// startH2CBackend is startHTTPBackend speaking only cleartext HTTP/2 with
+// prior knowledge (h2c).
+func startH2CBackend(t testing.TB, handler http.HandlerFunc) *httpBackend {
+	t.Helper()
+	b := &httpBackend{}
+	b.Server = httptest.NewUnstartedServer(handler)
+	b.Server.Config.Protocols = new(http.Protocols)
+	b.Server.Config.Protocols.SetUnencryptedHTTP2(true)
+	b.Server.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		b.mu.Lock()
+		switch st {
+		case http.StateNew:
+			b.conns++
+		case http.StateClosed:
+			b.closes++
+		}
+		b.mu.Unlock()
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *httpBackend) closed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closes
 }
 
 func (b *httpBackend) addr() string { return strings.TrimPrefix(b.URL, "http://") }

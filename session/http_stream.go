@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers/h1"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -71,10 +72,13 @@ type httpMux interface {
 	Close()
 }
 
-// upstream is the outbound stage of one server connection (HTTP/1 today;
-// h1.ClientConn is one). WriteBody and EndBody may run on one goroutine
-// while ReadHead, ReadBodyBuffered and ReadBody run on another (a
-// full-duplex exchange, http_upload.go); the rest comes after both.
+// upstream is the outbound stage of one exchange with a server: an HTTP/1
+// connection (h1.ClientConn), or a stream on an HTTP/2 connection shared
+// with other sessions (h2.Stream). Conn is the handle the session aborts
+// it through (a deadline in the past, Close). WriteBody and EndBody may
+// run on one goroutine while ReadHead, ReadBodyBuffered and ReadBody run
+// on another (a full-duplex exchange, http_upload.go); the rest comes
+// after both.
 type upstream interface {
 	WriteRequest(h *msg.Head, body []byte, end bool) error
 	WriteBody(p []byte) error
@@ -94,9 +98,14 @@ type upstream interface {
 	Close() error
 }
 
-// newUpstream is the outbound stage for a new server connection.
+// newUpstream is the HTTP/1 outbound stage for a new server connection.
 func (f *HTTPFrontend) newUpstream(conn net.Conn) upstream {
 	c := h1.NewClientConn(conn, f.buffers, f.o.Limits)
 	c.SetWriteTimeout(f.o.Timeouts.Server)
 	return c
+}
+
+// streamOptions are the settings of a stream to an HTTP/2 server.
+func (f *HTTPFrontend) streamOptions() h2.StreamOptions {
+	return h2.StreamOptions{Buffers: f.buffers, WriteTimeout: f.o.Timeouts.Server}
 }

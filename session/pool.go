@@ -69,8 +69,14 @@ func (s *Server) takeIdle() upstream {
 	}
 }
 
-// putIdle pools up, or closes it when the pool is full or off.
+// putIdle pools up, or closes it when the pool is full or off. A stream
+// on a shared HTTP/2 connection is closed: that gives its place on the
+// connection back, which stays shared.
 func (s *Server) putIdle(up upstream) {
+	if s.mux != nil {
+		up.Close()
+		return
+	}
 	p := &s.pool
 	max := s.b.maxIdle
 	p.mu.Lock()
@@ -122,10 +128,14 @@ func (s *Server) IdleConns() int {
 }
 
 // CloseIdle closes the backend's idle pooled connections and its shared
-// HTTP/3 connections, and stops pooling new ones. Call it when the
-// backend is retired (a reload, shutdown) and its sessions are over.
+// HTTP/3 connections, and stops pooling new ones; shared HTTP/2
+// connections close once their last stream ends. Call it when the backend
+// is retired (a reload, shutdown) and its sessions are over.
 func (b *Backend) CloseIdle() {
 	for _, s := range b.servers {
+		if s.mux != nil {
+			s.mux.CloseIdle()
+		}
 		p := &s.pool
 		p.mu.Lock()
 		p.closed = true

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h2"
 	"github.com/strata-proxy/strata/layers/h3"
 )
 
@@ -33,8 +34,35 @@ type ServerOptions struct {
 	// QUIC, when set, sends HTTP requests to Address over HTTP/3 (UDP)
 	// with this TLS configuration, one QUIC connection shared by every
 	// session; while the server cannot be reached over QUIC, requests go
-	// through Connector (TCP) instead.
+	// through Connector (TCP), in Proto, instead.
 	QUIC *tls.Config
+	// Proto is the HTTP version spoken to the server (HTTP/1.1 when zero).
+	Proto Proto
+}
+
+// Proto is the HTTP version an HTTP session speaks to a server.
+type Proto uint8
+
+// The protocols spoken to servers.
+const (
+	// ProtoH1 is HTTP/1.1: one request at a time on a connection, idle
+	// connections pooled for reuse.
+	ProtoH1 Proto = iota
+	// ProtoH2 is HTTP/2: over TLS when the Connector's stages include TLS
+	// (which must offer "h2" by ALPN), else cleartext with prior knowledge
+	// (h2c). Requests are streams multiplexed on a few connections shared
+	// by every session (layers/h2.Client).
+	ProtoH2
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ProtoH1:
+		return "h1"
+	case ProtoH2:
+		return "h2"
+	}
+	return "unknown"
 }
 
 // Server is the live side of one configured server: its slots, its health
@@ -53,8 +81,11 @@ type Server struct {
 	// failures counts consecutive failed connects seen by Observe.
 	failures atomic.Int64
 
-	// pool holds the idle HTTP connections to the server (pool.go).
+	// pool holds the idle HTTP/1 connections to the server (pool.go).
 	pool idlePool
+	// mux holds the shared HTTP/2 connections when the server speaks
+	// HTTP/2 (Proto ProtoH2); nil otherwise.
+	mux *h2.Client
 	// h3 is the HTTP/3 stage to the server when ServerOptions.QUIC is set
 	// (its QUIC connection is shared by every session); nil otherwise.
 	h3 *h3.Client
@@ -73,6 +104,19 @@ func (s *Server) Name() string { return s.opts.Name }
 
 // Address returns the server's configured host:port.
 func (s *Server) Address() string { return s.opts.Address }
+
+// multiplexed reports whether requests to the server share connections
+// (HTTP/2), so that any request may take a stream on one.
+func (s *Server) multiplexed() bool { return s.mux != nil }
+
+// SharedConns returns the number of HTTP/2 connections kept to the server
+// (0 for an HTTP/1 server).
+func (s *Server) SharedConns() int {
+	if s.mux == nil {
+		return 0
+	}
+	return s.mux.Conns()
+}
 
 // Connector returns how to reach the server.
 func (s *Server) Connector() layers.Connector { return s.opts.Connector }

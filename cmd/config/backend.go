@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 )
 
 var (
-	backendKeys    = []string{"balance", "cookie", "servers", "tls", "h3", "health", "passive", "retries", "queue", "timeouts"}
+	backendKeys    = []string{"balance", "cookie", "servers", "tls", "h3", "health", "passive", "retries", "queue", "timeouts", "proto"}
 	serverKeys     = []string{"address", "name", "weight", "maxconn", "backup", "send_proxy"}
 	backendTLSKeys = []string{"sni", "ca", "verify", "client_cert", "client_key", "client_certificate", "alpn"}
 	healthKeys     = []string{"type", "interval", "timeout", "rise", "fall", "method", "path", "expect_status", "host"}
@@ -42,6 +43,7 @@ func (p *parser) backend(e entry, d *Defaults) *Backend {
 		Name:     e.key.Value,
 		Pos:      pos(e.key),
 		Balance:  BalanceRoundRobin,
+		Proto:    ProtoH1,
 		Retries:  d.Retries,
 		Timeouts: d.Timeouts,
 	}
@@ -85,6 +87,14 @@ func (p *parser) backend(e entry, d *Defaults) *Backend {
 		b.H3, _ = p.boolean(v.val, "h3")
 		if b.H3 && b.TLS == nil {
 			p.errorf(v.key, "backend %s: h3 needs tls: HTTP/3 runs over QUIC, which is always encrypted; add tls (sni, ca)", b.Name)
+		}
+	}
+	if v, ok := f["proto"]; ok {
+		if s, ok := p.enum(v.val, "proto", string(ProtoH1), string(ProtoH2)); ok {
+			b.Proto = Proto(s)
+			if t := b.TLS; b.Proto == ProtoH2 && t != nil && len(t.ALPN) > 0 && !slices.Contains(t.ALPN, "h2") {
+				p.errorf(deref(v.val), "proto: h2 over TLS needs \"h2\" in tls.alpn (it is %q); add it or drop tls.alpn", t.ALPN)
+			}
 		}
 	}
 	if v, ok := f["health"]; ok {

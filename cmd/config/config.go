@@ -456,7 +456,23 @@ type Backend struct {
 	Retries  int
 	Queue    Queue
 	Timeouts Timeouts
+	// Proto is the HTTP version spoken to the servers: ProtoH1 by
+	// default; a backend with ProtoH2 is used only by mode http frontends.
+	Proto Proto
 }
+
+// Proto is the HTTP version spoken to a backend's servers.
+type Proto string
+
+// The protocols spoken to servers.
+const (
+	// ProtoH1 is HTTP/1.1.
+	ProtoH1 Proto = "h1"
+	// ProtoH2 is HTTP/2: over TLS with ALPN "h2" when the backend has tls,
+	// else cleartext with prior knowledge (h2c); requests are streams
+	// multiplexed on shared connections.
+	ProtoH2 Proto = "h2"
+)
 
 // Server is one destination of a backend.
 type Server struct {

@@ -556,7 +556,8 @@ func (p *parser) route(n *yaml.Node, i int, fe *Frontend, cfg *Config) (Route, b
 
 // checkBackend records an error at n when name is not a backend, or is one
 // that fe cannot use: a backend that reads requests (uri or header
-// balancing, cookie persistence) or speaks HTTP/3 needs mode http.
+// balancing, cookie persistence) or speaks HTTP/2 or HTTP/3 needs mode
+// http.
 func (p *parser) checkBackend(n *yaml.Node, name string, fe *Frontend, cfg *Config) {
 	if b := cfg.backends[name]; b != nil {
 		if fe.Mode == ModeHTTP {
@@ -567,6 +568,8 @@ func (p *parser) checkBackend(n *yaml.Node, name string, fe *Frontend, cfg *Conf
 			p.errorf(deref(n), "backend %s balances by %s, which needs mode: http (frontend %s is mode %s)", name, balanceName(b), fe.Name, fe.Mode)
 		case b.Cookie != nil:
 			p.errorf(deref(n), "backend %s has cookie persistence, which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
+		case b.Proto == ProtoH2:
+			p.errorf(deref(n), "backend %s speaks proto h2, which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
 		case b.H3:
 			p.errorf(deref(n), "backend %s speaks HTTP/3 (h3: true), which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
 		}

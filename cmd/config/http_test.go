@@ -205,6 +205,8 @@ func TestParseHTTPErrors(t *testing.T) {
 			2, 48, "backend b balances by uri, which needs mode: http (frontend f is mode tcp)"},
 		{"header backend from tcp route", "frontends:\n  f:\n    bind: \":80\"\n    mode: tcp\n    routes: [{dst_port: 80, backend: b}]\n" +
 			"backends:\n  b: {balance: header(X-User), servers: [{address: \"10.0.0.1:80\"}]}\n", 5, 38, "backend b balances by header(X-User), which needs mode: http"},
+		{"h2 backend from tcp", "frontends:\n  f: {bind: \":80\", mode: tcp, default_backend: b}\nbackends:\n  b: {proto: h2, servers: [{address: \"10.0.0.1:80\"}]}\n",
+			2, 48, "backend b speaks proto h2, which needs mode: http (frontend f is mode tcp)"},
 		{"cookie backend from tcp", "frontends:\n  f: {bind: \":80\", mode: tcp, default_backend: b}\nbackends:\n  b: {cookie: {name: S}, servers: [{address: \"10.0.0.1:80\"}]}\n",
 			2, 48, "backend b has cookie persistence, which needs mode: http"},
 
@@ -312,6 +314,10 @@ func TestParseHTTPErrors(t *testing.T) {
 		{"balance header unclosed", be("    balance: header(X-User", sb), 5, 14, `balance: "header(X-User" is missing its closing ')'`},
 		{"balance hdr", be("    balance: hdr(X-User)", sb), 5, 14, `balance: unknown value "hdr(X-User)" (did you mean "header(X-User)"?)`},
 		{"balance unknown lists http", be("    balance: url_param", sb), 5, 14, "valid values: roundrobin, leastconn, random, source, first, uri, header(NAME)"},
+		{"proto unknown", be(sb, "    proto: h3c"), 6, 12, `proto: unknown value "h3c"; valid values: h1, h2`},
+		{"proto not a string", be(sb, "    proto: [h2]"), 6, 12, "proto: expected a string"},
+		{"proto h2 without h2 alpn", be(sb, "    tls: {verify: false, alpn: [http/1.1]}", "    proto: h2"), 7, 12,
+			`proto: h2 over TLS needs "h2" in tls.alpn (it is ["http/1.1"]); add it or drop tls.alpn`},
 		{"cookie without name", be(sb, "    cookie: {insert: true}"), 6, 5, "cookie: name is required"},
 		{"cookie null", be(sb, "    cookie:"), 6, 5, "cookie: name is required"},
 		{"cookie bad name", be(sb, "    cookie: {name: \"my cookie\"}"), 6, 20, `cookie.name: "my cookie" is not a valid cookie name`},
@@ -360,6 +366,10 @@ func TestValidHTTPVariants(t *testing.T) {
 		{"plain backend shared by tcp and http", "frontends:\n  t: {bind: \":80\", mode: tcp, default_backend: b}\n  h: {bind: \":81\", default_backend: b}\n" + okBackend},
 		{"http backend only from http", "frontends:\n  t: {bind: \":80\", mode: tcp, default_backend: b}\n  h: {bind: \":81\", default_backend: c}\n" +
 			okBackend + "  c: {balance: \"header(X-User)\", cookie: {name: S, insert: false}, servers: [{address: \"10.0.0.1:80\", name: \"[s]:1\"}]}\n"},
+		{"proto h2 cleartext", be(sb, "    proto: h2")},
+		{"proto h2 over tls", be(sb, "    tls: {verify: false}", "    proto: h2", "    health: {type: http}")},
+		{"proto h2 with h2 alpn", be(sb, "    tls: {verify: false, alpn: [h2, http/1.1]}", "    proto: h2")},
+		{"proto h1", be(sb, "    tls: {verify: false, alpn: [http/1.1]}", "    proto: h1")},
 		{"route host IP and wildcard", hfe("    routes: [{host: [\"10.0.0.1\", \"[2001:db8::1]\", \"*.example.com\", EXAMPLE.org.], backend: b}]")},
 		{"sni and host together", hfe("    tls: {certificates: [{cert: site.pem, key: site.key}]}", "    routes: [{sni: a.example.com, host: b.example.com, backend: b}]")},
 		{"errors at both ends", hfe("    errors: {400: e503.html, 599: e503.html}")},

@@ -289,6 +289,16 @@ func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.B
 			logger.Warn("backend TLS verification is off: servers' certificates are not checked", "backend", b.Name)
 		}
 	}
+	proto, alpn := session.ProtoH1, []string(nil)
+	if b.TLS != nil {
+		alpn = b.TLS.ALPN
+	}
+	if b.Proto == config.ProtoH2 {
+		proto = session.ProtoH2
+		if len(alpn) == 0 {
+			alpn = []string{"h2"}
+		}
+	}
 	servers := make([]session.ServerOptions, len(b.Servers))
 	for i, s := range b.Servers {
 		d := &layers.Dialer{Address: s.Address}
@@ -303,13 +313,13 @@ func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.B
 				InsecureSkipVerify:   !t.Verify,
 				Certificates:         clientCert,
 				GetClientCertificate: getClient,
-				ALPN:                 t.ALPN,
+				ALPN:                 alpn,
 			})
 			d.Stages = append(d.Stages, tc)
 		}
 		servers[i] = session.ServerOptions{
 			Name: s.Name, Address: s.Address, Weight: s.Weight,
-			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d,
+			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d, Proto: proto,
 		}
 		if b.H3 && tc != nil {
 			servers[i].QUIC = quicClientTLS(tc, s)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -240,8 +241,16 @@ func (s *Stream) build() error {
 			h.Fields = append(h.Fields, msg.Field{Name: bytesOf(name), Value: bytesOf(v)})
 		}
 	}
-	if len(r.Trailer) > 0 {
+	if len(r.Trailer) > 0 && !h.HasTrailers {
+		// The mux stage took the Trailer field apart: announce the names
+		// again, for servers that keep only announced trailers.
 		h.HasTrailers = true
+		announced := make([]string, 0, len(r.Trailer))
+		for name := range r.Trailer {
+			announced = append(announced, name)
+		}
+		slices.Sort(announced)
+		h.Fields = append(h.Fields, msg.Field{Name: []byte("Trailer"), Value: bytesOf(strings.Join(announced, ", "))})
 	}
 	switch {
 	case (r.Body == nil || r.Body == http.NoBody) && cl > 0:
