@@ -8,14 +8,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/strata-proxy/strata/certs"
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/cmd/graph"
+	"github.com/strata-proxy/strata/layers/h3/h3test"
 )
 
 // h3Front is strata serving one frontend over TCP (h1, h2) and QUIC (h3)
@@ -78,49 +77,6 @@ func h3Client(t *testing.T, p *pki, dial func(context.Context, string, *tls.Conf
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// lossyDial dials QUIC over a socket that drops each datagram sent or
-// received with probability loss.
-func lossyDial(t *testing.T, loss float64, dropped *atomic.Int64) func(context.Context, string, *tls.Config, *quic.Config) (*quic.Conn, error) {
-	return func(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, err
-		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, err
-		}
-		tr := &quic.Transport{Conn: &lossyConn{PacketConn: pc, loss: loss, dropped: dropped}}
-		t.Cleanup(func() { tr.Close(); pc.Close() })
-		return tr.Dial(ctx, ua, tc, qc)
-	}
-}
-
-// lossyConn drops datagrams at random in both directions.
-type lossyConn struct {
-	net.PacketConn
-	loss    float64
-	dropped *atomic.Int64
-}
-
-func (c *lossyConn) WriteTo(p []byte, a net.Addr) (int, error) {
-	if rand.Float64() < c.loss {
-		c.dropped.Add(1)
-		return len(p), nil
-	}
-	return c.PacketConn.WriteTo(p, a)
-}
-
-func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, a, err := c.PacketConn.ReadFrom(p)
-		if err != nil || rand.Float64() >= c.loss {
-			return n, a, err
-		}
-		c.dropped.Add(1)
-	}
-}
-
 // TestH3QuicGoClient: quic-go's HTTP/3 client gets 200 and byte-exact
 // bodies from strata over HTTP/3, also with 10 % of the packets lost in
 // each direction.
@@ -130,10 +86,14 @@ func TestH3QuicGoClient(t *testing.T) {
 	f := startH3Front(t, p, b.addr, "")
 	for _, loss := range []float64{0, 0.10} {
 		t.Run(fmt.Sprintf("loss %.0f%%", loss*100), func(t *testing.T) {
-			var dropped atomic.Int64
+			var lossy []*h3test.LossyConn
 			var dial func(context.Context, string, *tls.Config, *quic.Config) (*quic.Conn, error)
 			if loss > 0 {
-				dial = lossyDial(t, loss, &dropped)
+				dial = h3test.Dial(t.Cleanup, func(pc net.PacketConn) net.PacketConn {
+					c := &h3test.LossyConn{PacketConn: pc, Loss: loss}
+					lossy = append(lossy, c)
+					return c
+				}, false)
 			}
 			client := h3Client(t, p, dial)
 			const n = 20
@@ -155,10 +115,14 @@ func TestH3QuicGoClient(t *testing.T) {
 				}
 			}
 			if loss > 0 {
-				if dropped.Load() == 0 {
+				var dropped int64
+				for _, c := range lossy {
+					dropped += c.Dropped.Load()
+				}
+				if dropped == 0 {
 					t.Fatal("no packet was dropped: the loss simulation did not run")
 				}
-				t.Logf("%d requests answered 200 with %d datagrams dropped", n, dropped.Load())
+				t.Logf("%d requests answered 200 with %d datagrams dropped", n, dropped)
 			}
 		})
 	}
@@ -436,7 +400,9 @@ func TestH3ZeroRTTConfig(t *testing.T) {
 			// with the handshake; a few attempts make the check about the
 			// mechanism.
 			for range 3 {
-				second := mk(holdHandshakeDial(t))
+				second := mk(h3test.Dial(t.Cleanup, func(pc net.PacketConn) net.PacketConn {
+					return &h3test.HoldHandshake{PacketConn: pc, Hold: time.Second}
+				}, true))
 				req, _ := http.NewRequest(http3.MethodGet0RTT, "https://"+addr+"/early", nil)
 				resp, err := second.RoundTrip(req)
 				if err != nil {
@@ -457,55 +423,6 @@ func TestH3ZeroRTTConfig(t *testing.T) {
 			}
 		})
 	}
-}
-
-// holdHandshakeDial dials QUIC over a socket that holds back the client's
-// handshake packets for a moment after the server first answers, so that
-// on loopback the server reads a 0-RTT request before the handshake is
-// complete, as it would on a real network.
-func holdHandshakeDial(t *testing.T) func(context.Context, string, *tls.Config, *quic.Config) (*quic.Conn, error) {
-	return func(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, err
-		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, err
-		}
-		tr := &quic.Transport{Conn: &heldConn{PacketConn: pc, hold: time.Second}}
-		t.Cleanup(func() { tr.Close(); pc.Close() })
-		return tr.DialEarly(ctx, ua, tc, qc)
-	}
-}
-
-// heldConn drops Initial and Handshake packets sent within hold of the
-// first packet received.
-type heldConn struct {
-	net.PacketConn
-	hold time.Duration
-	mu   sync.Mutex
-	seen time.Time
-}
-
-func (h *heldConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, a, err := h.PacketConn.ReadFrom(p)
-	h.mu.Lock()
-	if h.seen.IsZero() && err == nil {
-		h.seen = time.Now()
-	}
-	h.mu.Unlock()
-	return n, a, err
-}
-
-func (h *heldConn) WriteTo(p []byte, a net.Addr) (int, error) {
-	h.mu.Lock()
-	holding := !h.seen.IsZero() && time.Since(h.seen) < h.hold
-	h.mu.Unlock()
-	if holding && len(p) > 0 && p[0]&0x80 != 0 && (p[0]&0x30 == 0x00 || p[0]&0x30 == 0x20) {
-		return len(p), nil
-	}
-	return h.PacketConn.WriteTo(p, a)
 }
 
 // TestH3ProxyCommand: `strata proxy` with --cert/--key serves HTTP/1.1,

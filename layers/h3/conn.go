@@ -1,7 +1,6 @@
 package h3
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -291,21 +290,4 @@ func (q *quicNetConn) SetDeadline(t time.Time) error {
 		return q.qc().CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeRequestCanceled), "aborted")
 	}
 	return nil
-}
-
-// factsOf turns a QUIC connection's TLS state into the facts a TLS stage
-// reports (as tlsstage.FactsOf does for TCP).
-func factsOf(cs tls.ConnectionState) *layers.HandshakeFacts {
-	peers := cs.PeerCertificates
-	if len(cs.VerifiedChains) > 0 {
-		peers = cs.VerifiedChains[0]
-	}
-	return &layers.HandshakeFacts{
-		SNI:              cs.ServerName,
-		ALPN:             cs.NegotiatedProtocol,
-		Version:          cs.Version,
-		CipherSuite:      cs.CipherSuite,
-		Resumed:          cs.DidResume,
-		PeerCertificates: peers,
-	}
 }

@@ -298,7 +298,7 @@ func (l *Listener) serveConn(c *conn, qc *quic.Conn) {
 			return
 		}
 	}
-	in.Handshake = factsOf(qc.ConnectionState().TLS)
+	in.Handshake = layers.FactsOf(qc.ConnectionState().TLS)
 	in.SNI = in.Handshake.SNI
 	in.ALPN = []string{in.Handshake.ALPN}
 	if err := l.srv.ServeQUICConn(qc); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -25,6 +25,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3/h3test"
 )
 
 // testPKI is a throw-away CA and a leaf for "localhost" and 127.0.0.1.
@@ -389,52 +390,10 @@ func dial0RTT(t *testing.T, p *testPKI, l *Listener) *http3.Transport {
 	// On loopback the handshake would finish before the server reads the
 	// request; holding back the client's handshake packets for a moment
 	// keeps the request early, as on a real network.
-	tr.Dial = func(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, err
-		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, err
-		}
-		qt := &quic.Transport{Conn: &holdHandshake{PacketConn: pc, hold: time.Second}}
-		t.Cleanup(func() { qt.Close(); pc.Close() })
-		return qt.DialEarly(ctx, ua, tc, qc)
-	}
+	tr.Dial = h3test.Dial(t.Cleanup, func(pc net.PacketConn) net.PacketConn {
+		return &h3test.HoldHandshake{PacketConn: pc, Hold: time.Second}
+	}, true)
 	return tr
-}
-
-// holdHandshake drops the client's Initial and Handshake packets sent
-// after the server's first answer, for hold: the client's Finished is lost
-// and retransmitted later, so the server serves 0-RTT requests before the
-// handshake completes.
-type holdHandshake struct {
-	net.PacketConn
-	hold time.Duration
-	mu   sync.Mutex
-	seen time.Time // the first packet read
-}
-
-func (h *holdHandshake) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, a, err := h.PacketConn.ReadFrom(p)
-	h.mu.Lock()
-	if h.seen.IsZero() && err == nil {
-		h.seen = time.Now()
-	}
-	h.mu.Unlock()
-	return n, a, err
-}
-
-func (h *holdHandshake) WriteTo(p []byte, a net.Addr) (int, error) {
-	h.mu.Lock()
-	holding := !h.seen.IsZero() && time.Since(h.seen) < h.hold
-	h.mu.Unlock()
-	// A long header (0x80) of type Initial (0) or Handshake (2).
-	if holding && len(p) > 0 && p[0]&0x80 != 0 && (p[0]&0x30 == 0x00 || p[0]&0x30 == 0x20) {
-		return len(p), nil
-	}
-	return h.PacketConn.WriteTo(p, a)
 }
 
 func TestListenerZeroRTT(t *testing.T) {
