@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/strata-proxy/strata/acme/acmetest"
 )
 
@@ -57,7 +59,7 @@ func TestACMEIssuance(t *testing.T) {
     challenges: { %s, http_port: %d, tls_port: %d }
 frontends:
   web:
-    bind: %q
+    bind: [ { address: %q, quic: true } ]
     tls: { auto: [%s] }
     default_backend: app
   plain:
@@ -108,6 +110,22 @@ backends:
 			}
 			if err := peb.VerifyChain(resp.TLS.PeerCertificates, tc.name); err != nil {
 				t.Fatalf("chain served to the h2 client: %v", err)
+			}
+
+			// HTTP/3 (QUIC, same port) over the same certificate.
+			h3tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: peb.Roots(), ServerName: tc.name}}
+			defer h3tr.Close()
+			resp, err = (&http.Client{Transport: h3tr, Timeout: 10 * time.Second}).Post("https://"+tlsAddr+"/echo", "text/plain", strings.NewReader("hello, h3"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.ProtoMajor != 3 || len(body) != 9 {
+				t.Fatalf("HTTP/3 over the ACME certificate: %d over %s, %d bytes", resp.StatusCode, resp.Proto, len(body))
+			}
+			if err := peb.VerifyChain(resp.TLS.PeerCertificates, tc.name); err != nil {
+				t.Fatalf("chain served to the h3 client: %v", err)
 			}
 
 			// The plain frontend redirects everything but validations.

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-proxy/strata/certs"
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
+
+	"github.com/strata-proxy/strata/certs"
 )
 
 // httpBackend is a net/http server, plain or TLS with a certificate from
@@ -60,17 +62,21 @@ func startHTTPBackend(t *testing.T, p *pki, useTLS bool) *httpBackend {
 
 // TestHTTPModes runs one test body through every pairing of a front (HTTP/1
 // plain or over TLS, HTTP/2 over TLS by ALPN, cleartext HTTP/2 with prior
-// knowledge) with a plain or TLS backend.
+// knowledge, HTTP/3 over QUIC) with a plain or TLS backend.
 func TestHTTPModes(t *testing.T) {
 	p := newPKI(t)
-	for _, front := range []string{"http", "https", "h2", "h2c"} {
+	for _, front := range []string{"http", "https", "h2", "h2c", "h3"} {
 		for _, back := range []string{"http", "https"} {
 			t.Run(front+"-to-"+back, func(t *testing.T) {
 				b := startHTTPBackend(t, p, back == "https")
 				addr := freeAddr(t)
 				var tlsFront, tlsBack string
 				scheme := "http"
+				bind := fmt.Sprintf("%q", addr)
 				switch front {
+				case "h3":
+					bind = fmt.Sprintf("[ { address: %q, quic: true } ]", addr)
+					fallthrough
 				case "https", "h2":
 					cert, key := p.issue(t, "front", certs.IssueOptions{}, "localhost")
 					tlsFront = fmt.Sprintf("    tls: { certificates: [ { cert: %q, key: %q } ] }\n", cert, key)
@@ -83,7 +89,7 @@ func TestHTTPModes(t *testing.T) {
 				}
 				_, logs := startStrata(t, fmt.Sprintf(`frontends:
   web:
-    bind: %q
+    bind: %s
     mode: http
 %s    default_backend: app
     headers:
@@ -91,20 +97,28 @@ func TestHTTPModes(t *testing.T) {
 backends:
   app:
     servers: [ { address: %q } ]
-%s`, addr, tlsFront, b.addr, tlsBack))
+%s`, bind, tlsFront, b.addr, tlsBack))
 				client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 					TLSClientConfig:     &tls.Config{RootCAs: p.pool(), ServerName: "localhost"},
 					MaxIdleConnsPerHost: 4,
 					ForceAttemptHTTP2:   front == "h2",
 				}}
-				if front == "h2c" {
+				wantMajor := 1
+				switch front {
+				case "h2", "h2c":
+					wantMajor = 2
+				case "h3":
+					wantMajor = 3
+				}
+				switch front {
+				case "h2c":
 					client.Transport = &http2.Transport{AllowHTTP: true, DialTLSContext: dialPlain}
+				case "h3":
+					tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool(), ServerName: "localhost"}}
+					t.Cleanup(func() { tr.Close() })
+					client.Transport = tr
 				}
 				t.Cleanup(client.CloseIdleConnections)
-				wantMajor := 1
-				if front == "h2" || front == "h2c" {
-					wantMajor = 2
-				}
 				url := scheme + "://" + addr + "/echo"
 				for i, size := range []int64{0, 13, 64 << 10, 1 << 20, 3<<20 + 7} {
 					body := io.Reader(newStream(byte(i), size))

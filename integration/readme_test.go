@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/strata-proxy/strata/certs"
 )
 
@@ -107,6 +109,18 @@ func TestDemo(t *testing.T) {
 	}
 	if !seen["1"] || !seen["2"] {
 		t.Errorf("demo answered from backends %v, want both", seen)
+	}
+	// The demo serves HTTP/3 on the same port.
+	h3tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: h3tr}).Get(url)
+	if err != nil {
+		t.Fatalf("HTTP/3 to the demo: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	h3tr.Close()
+	if resp.ProtoMajor != 3 || !strings.HasPrefix(string(b), "hello from demo backend") {
+		t.Errorf("HTTP/3 to the demo: %s %q", resp.Proto, b)
 	}
 	if curl, err := exec.LookPath("curl"); err == nil {
 		out, err := exec.Command(curl, "-sS", "--max-time", "5", "--cacert", rootFile, url).CombinedOutput()

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"net"
 )
@@ -40,4 +41,22 @@ type HandshakeFacts struct {
 	// PeerCertificates is the verified client (or server) chain, leaf first;
 	// empty when the peer sent none.
 	PeerCertificates []*x509.Certificate
+}
+
+// FactsOf turns a finished handshake's state (crypto/tls's, or quic-go's
+// for QUIC) into the facts a TLS stage reports. PeerCertificates is the
+// verified chain when there is one, else what the peer sent.
+func FactsOf(cs tls.ConnectionState) *HandshakeFacts {
+	peers := cs.PeerCertificates
+	if len(cs.VerifiedChains) > 0 {
+		peers = cs.VerifiedChains[0]
+	}
+	return &HandshakeFacts{
+		SNI:              cs.ServerName,
+		ALPN:             cs.NegotiatedProtocol,
+		Version:          cs.Version,
+		CipherSuite:      cs.CipherSuite,
+		Resumed:          cs.DidResume,
+		PeerCertificates: peers,
+	}
 }

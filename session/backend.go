@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h2"
+	"github.com/strata-proxy/strata/layers/h3"
 )
 
 // PassiveOptions turns on passive ejection: a server whose connects keep
@@ -197,6 +198,9 @@ func NewBackend(o BackendOptions) (*Backend, error) {
 			s.mux = h2.NewClient(h2.ClientOptions{IdleTimeout: b.idleTimeout})
 		default:
 			return nil, fmt.Errorf("backend %q: server %q: unknown protocol %d: use ProtoH1 or ProtoH2", o.Name, so.Name, so.Proto)
+		}
+		if so.QUIC != nil {
+			s.h3 = h3.NewClient(h3.ClientOptions{Address: so.Address, TLS: so.QUIC})
 		}
 		s.healthy.Store(true)
 		b.servers[i] = s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -40,6 +41,10 @@ func idempotent(m []byte) bool {
 //     spoken to over HTTP/2, where every request takes a stream on a
 //     shared connection (one with room, else a new one), whose death the
 //     connection's reader notices and whose refusals are explicit;
+//   - a server reached over HTTP/3 (ServerOptions.QUIC) gets the request
+//     on a new stream of its shared QUIC connection; while QUIC is
+//     unreachable (and for an upgrade or CONNECT) the request takes the
+//     TCP path as above, in the server's Proto;
 //   - a failed connect is retried on another server (Backend.Retries
 //     times), for any request: nothing was sent;
 //   - a server that closes before any response byte (an "empty response")
@@ -75,7 +80,15 @@ func analyseConnect(s *httpSession) result {
 			s.server = srv
 			s.rec.Server, s.rec.Retries = srv.Name(), attempt
 		}
-		if !redial && replayable && !s.server.multiplexed() {
+		// HTTP/3 first; an idle TCP connection only while QUIC is down.
+		if s.up == nil && s.server.h3 != nil && s.req.Upgrade == nil && string(s.req.Method) != "CONNECT" {
+			start := time.Now()
+			if up := s.streamH3(); up != nil {
+				s.up, s.reused = up, false
+				s.rec.Connect = time.Since(start)
+			}
+		}
+		if s.up == nil && !redial && replayable && !s.server.multiplexed() {
 			if up := s.server.takeIdle(); up != nil {
 				s.up, s.reused = up, true
 				s.rec.Connect = 0
@@ -140,6 +153,25 @@ func analyseConnect(s *httpSession) result {
 		}
 		return s.serverError(err, responded)
 	}
+}
+
+// streamH3 opens a request stream to an HTTP/3 server within the connect
+// timeout; nil while the server cannot be reached over QUIC (or the
+// request cannot go over HTTP/3), and the request takes the TCP path.
+func (s *httpSession) streamH3() upstream {
+	ctx := context.Background()
+	if d := s.c.f.o.Timeouts.Connect; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	st, err := s.server.h3.Stream(ctx)
+	if err != nil {
+		s.c.f.log.Debug("HTTP/3 to the server failed; sending the request over TCP",
+			slog.String("server", s.server.Name()), slog.String("error", err.Error()))
+		return nil
+	}
+	return st
 }
 
 // connectStatus answers a failed connect: 503 when no server could be

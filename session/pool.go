@@ -127,9 +127,10 @@ func (s *Server) IdleConns() int {
 	return len(s.pool.conns)
 }
 
-// CloseIdle closes the backend's idle pooled connections and stops pooling
-// new ones; shared HTTP/2 connections close once their last stream ends.
-// Call it when the backend is retired (a reload, shutdown).
+// CloseIdle closes the backend's idle pooled connections and its shared
+// HTTP/3 connections, and stops pooling new ones; shared HTTP/2
+// connections close once their last stream ends. Call it when the backend
+// is retired (a reload, shutdown) and its sessions are over.
 func (b *Backend) CloseIdle() {
 	for _, s := range b.servers {
 		if s.mux != nil {
@@ -146,6 +147,9 @@ func (b *Backend) CloseIdle() {
 		p.mu.Unlock()
 		for _, ic := range conns {
 			ic.up.Close()
+		}
+		if s.h3 != nil {
+			s.h3.Close() // the sessions that shared it are over
 		}
 	}
 }

@@ -1,12 +1,14 @@
 package session
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h2"
+	"github.com/strata-proxy/strata/layers/h3"
 )
 
 // ServerOptions is one configured server of a backend: what the user wrote,
@@ -29,6 +31,11 @@ type ServerOptions struct {
 	// Connector reaches the server: the socket, then the outbound stages
 	// (PROXY header, TLS encode). The "tls" health check uses it too.
 	Connector layers.Connector
+	// QUIC, when set, sends HTTP requests to Address over HTTP/3 (UDP)
+	// with this TLS configuration, one QUIC connection shared by every
+	// session; while the server cannot be reached over QUIC, requests go
+	// through Connector (TCP), in Proto, instead.
+	QUIC *tls.Config
 	// Proto is the HTTP version spoken to the server (HTTP/1.1 when zero).
 	Proto Proto
 }
@@ -79,6 +86,9 @@ type Server struct {
 	// mux holds the shared HTTP/2 connections when the server speaks
 	// HTTP/2 (Proto ProtoH2); nil otherwise.
 	mux *h2.Client
+	// h3 is the HTTP/3 stage to the server when ServerOptions.QUIC is set
+	// (its QUIC connection is shared by every session); nil otherwise.
+	h3 *h3.Client
 	// setCookie is the Set-Cookie value naming the server for cookie
 	// persistence; nil when the backend has none. Read-only.
 	setCookie []byte

@@ -68,6 +68,11 @@ func NewClient(o ClientOptions) *Client {
 	return &Client{cfg: cfg}
 }
 
+// Config returns a copy of the stage's TLS configuration (sharing its
+// session cache), for another transport to the same server: QUIC for
+// HTTP/3, which then sets its own ALPN.
+func (c *Client) Config() *tls.Config { return c.cfg.Clone() }
+
 // Name returns "tls".
 func (c *Client) Name() string { return "tls" }
 

@@ -72,22 +72,8 @@ func (s *Server) Accept(ctx context.Context, in *layers.Initiator, conn net.Conn
 }
 
 // FactsOf turns a finished handshake's state into the facts a TLS stage
-// reports. PeerCertificates is the verified chain when there is one, else
-// what the peer sent.
-func FactsOf(cs tls.ConnectionState) *layers.HandshakeFacts {
-	peers := cs.PeerCertificates
-	if len(cs.VerifiedChains) > 0 {
-		peers = cs.VerifiedChains[0]
-	}
-	return &layers.HandshakeFacts{
-		SNI:              cs.ServerName,
-		ALPN:             cs.NegotiatedProtocol,
-		Version:          cs.Version,
-		CipherSuite:      cs.CipherSuite,
-		Resumed:          cs.DidResume,
-		PeerCertificates: peers,
-	}
-}
+// reports (layers.FactsOf).
+func FactsOf(cs tls.ConnectionState) *layers.HandshakeFacts { return layers.FactsOf(cs) }
 
 // ServerOptions is what a listener's configuration says about TLS decode.
 type ServerOptions struct {

@@ -12,7 +12,7 @@ import (
 )
 
 var (
-	backendKeys    = []string{"balance", "cookie", "servers", "tls", "health", "passive", "retries", "queue", "timeouts", "proto"}
+	backendKeys    = []string{"balance", "cookie", "servers", "tls", "h3", "health", "passive", "retries", "queue", "timeouts", "proto"}
 	serverKeys     = []string{"address", "name", "weight", "maxconn", "backup", "send_proxy"}
 	backendTLSKeys = []string{"sni", "ca", "verify", "client_cert", "client_key", "client_certificate", "alpn"}
 	healthKeys     = []string{"type", "interval", "timeout", "rise", "fall", "method", "path", "expect_status", "host"}
@@ -82,6 +82,12 @@ func (p *parser) backend(e entry, d *Defaults) *Backend {
 	}
 	if v, ok := f["tls"]; ok {
 		b.TLS = p.backendTLS(v)
+	}
+	if v, ok := f["h3"]; ok {
+		b.H3, _ = p.boolean(v.val, "h3")
+		if b.H3 && b.TLS == nil {
+			p.errorf(v.key, "backend %s: h3 needs tls: HTTP/3 runs over QUIC, which is always encrypted; add tls (sni, ca)", b.Name)
+		}
 	}
 	if v, ok := f["proto"]; ok {
 		if s, ok := p.enum(v.val, "proto", string(ProtoH1), string(ProtoH2)); ok {

@@ -201,6 +201,9 @@ type ListenAddr struct {
 	// host name.
 	Host string
 	Port int
+	// QUIC also opens a UDP listener on the same address for HTTP/3
+	// (`quic: true` on the bind entry; mode http with tls only).
+	QUIC bool
 	// Pos is the position of the bind entry that produced this address.
 	Pos Pos
 }
@@ -231,6 +234,9 @@ type FrontendTLS struct {
 	// Names are the names managed by Auto or Internal: those listed, then
 	// the exact host and sni names of the frontend's routes.
 	Names []string
+	// ZeroRTT accepts TLS 1.3 early data on the frontend's QUIC listeners
+	// for safe methods (the backend sees "Early-Data: 1"); off by default.
+	ZeroRTT bool
 }
 
 // Certificate is a certificate chain and its private key, as PEM file paths
@@ -439,6 +445,10 @@ type Backend struct {
 	Servers []Server
 	// TLS is nil when servers are reached over plain TCP.
 	TLS *BackendTLS
+	// H3 sends HTTP requests to the servers over HTTP/3 (QUIC on the same
+	// address, UDP), with the TLS settings of TLS; while a server cannot be
+	// reached over QUIC, over TCP as without it. Mode http only.
+	H3 bool
 	// Health is nil when there are no active checks.
 	Health *Health
 	// Passive is nil when passive ejection is off.

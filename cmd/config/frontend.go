@@ -11,7 +11,8 @@ import (
 
 var (
 	frontendKeys    = []string{"bind", "mode", "max_connections", "proxy_protocol", "tls", "passthrough", "l4", "routes", "default_backend", "timeouts", "http_limits", "http_rules", "headers", "forwarded", "request_id", "errors", "https_redirect", "http2", "h2c"}
-	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth", "auto", "internal"}
+	frontendTLSKeys = []string{"certificates", "min_version", "alpn", "client_auth", "auto", "internal", "zero_rtt"}
+	bindKeys        = []string{"address", "quic"}
 	certificateKeys = []string{"cert", "key"}
 	clientAuthKeys  = []string{"ca", "mode"}
 	l4Keys          = []string{"allow", "deny", "rate", "max_per_source"}
@@ -84,6 +85,7 @@ func (p *parser) frontend(e entry, cfg *Config, autoHTTPS bool) *Frontend {
 		}
 	}
 	p.frontendHTTP(f, fe, cfg)
+	p.checkQUIC(f, fe)
 	routes := p.seq(f.val("routes"), "routes", false)
 	for i, item := range routes {
 		if r, ok := p.route(item, i, fe, cfg); ok {
@@ -249,18 +251,34 @@ func (p *parser) hasErrorAt(n *yaml.Node) bool {
 func (p *parser) binds(n *yaml.Node) []ListenAddr {
 	var out []ListenAddr
 	for _, item := range p.seq(n, "bind", true) {
-		s, ok := p.str(item, "bind")
+		addrNode, quic := item, false
+		if d := deref(item); d != nil && d.Kind == yaml.MappingNode {
+			f := p.mapping(d, "bind", bindKeys)
+			if f == nil {
+				continue
+			}
+			if !f.has("address") {
+				p.errorf(d, "bind: address is required in the mapping form, e.g. {address: \":443\", quic: true}")
+				continue
+			}
+			addrNode = f.val("address")
+			if v, ok := f["quic"]; ok {
+				quic, _ = p.boolean(v.val, "quic")
+			}
+		}
+		s, ok := p.str(addrNode, "bind")
 		if !ok {
 			continue
 		}
 		addrs, err := parseBind(s)
 		if err != nil {
-			p.errorf(deref(item), "bind %q: %v", s, err)
+			p.errorf(deref(addrNode), "bind %q: %v", s, err)
 			continue
 		}
-		at := pos(deref(item))
+		at := pos(deref(addrNode))
 		for i := range addrs {
 			addrs[i].Pos = at
+			addrs[i].QUIC = quic
 		}
 		if p.listeners+len(addrs) > maxListeners {
 			p.errorf(deref(item), "bind: more than %d listeners in the configuration", maxListeners)
@@ -341,7 +359,37 @@ func (p *parser) frontendTLS(e entry) (*FrontendTLS, []*yaml.Node) {
 	if v, ok := f["client_auth"]; ok {
 		t.ClientAuth = p.clientAuth(v)
 	}
+	if v, ok := f["zero_rtt"]; ok {
+		t.ZeroRTT, _ = p.boolean(v.val, "zero_rtt")
+	}
 	return t, listed
+}
+
+// checkQUIC reports quic binds on a frontend that cannot serve HTTP/3
+// (QUIC is always TLS 1.3, and only mode http has streams to serve) and
+// zero_rtt on one with no quic bind.
+func (p *parser) checkQUIC(f fields, fe *Frontend) {
+	hasQUIC := false
+	for _, a := range fe.Bind {
+		if !a.QUIC {
+			continue
+		}
+		hasQUIC = true
+		switch {
+		case fe.Mode != ModeHTTP:
+			p.errorAt(a.Pos.Line, a.Pos.Col, fmt.Sprintf("frontend %s: bind %s: quic needs mode: http (mode is %s)", fe.Name, a, fe.Mode))
+			return
+		case fe.TLS == nil:
+			p.errorAt(a.Pos.Line, a.Pos.Col, fmt.Sprintf("frontend %s: bind %s: quic needs tls: QUIC is always encrypted; add tls.certificates", fe.Name, a))
+			return
+		case fe.ProxyProtocol:
+			p.errorAt(a.Pos.Line, a.Pos.Col, fmt.Sprintf("frontend %s: bind %s: quic cannot be used with proxy_protocol: QUIC datagrams carry no PROXY header, so its clients' addresses would be the load balancer's; bind quic on a frontend of its own", fe.Name, a))
+			return
+		}
+	}
+	if fe.TLS != nil && fe.TLS.ZeroRTT && !hasQUIC {
+		p.errorf(keyNode(f.val("tls"), "zero_rtt"), "frontend %s: zero_rtt needs a bind entry with quic: true (0-RTT is only offered over QUIC)", fe.Name)
+	}
 }
 
 func (p *parser) certificate(n *yaml.Node) (Certificate, bool) {
@@ -508,7 +556,8 @@ func (p *parser) route(n *yaml.Node, i int, fe *Frontend, cfg *Config) (Route, b
 
 // checkBackend records an error at n when name is not a backend, or is one
 // that fe cannot use: a backend that reads requests (uri or header
-// balancing, cookie persistence) or speaks HTTP/2 needs mode http.
+// balancing, cookie persistence) or speaks HTTP/2 or HTTP/3 needs mode
+// http.
 func (p *parser) checkBackend(n *yaml.Node, name string, fe *Frontend, cfg *Config) {
 	if b := cfg.backends[name]; b != nil {
 		if fe.Mode == ModeHTTP {
@@ -521,6 +570,8 @@ func (p *parser) checkBackend(n *yaml.Node, name string, fe *Frontend, cfg *Conf
 			p.errorf(deref(n), "backend %s has cookie persistence, which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
 		case b.Proto == ProtoH2:
 			p.errorf(deref(n), "backend %s speaks proto h2, which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
+		case b.H3:
+			p.errorf(deref(n), "backend %s speaks HTTP/3 (h3: true), which needs mode: http (frontend %s is mode %s)", name, fe.Name, fe.Mode)
 		}
 		return
 	}

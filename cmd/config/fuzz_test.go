@@ -17,6 +17,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(httpConfig))
 	f.Add([]byte(acmeConfig))
 	f.Add([]byte(hfe("    routes: [{path_prefix: /, redirect: {scheme: https, prefix: /x}}]", "    headers: {request: {set: {Host: a}}}")))
+	f.Add([]byte(fe("    bind: [{address: \":443\", quic: true}, {address: \"[::1]:8000-8001\"}, \":80\"]", "    default_backend: b",
+		"    tls: {certificates: [{cert: site.pem, key: site.key}], zero_rtt: true}")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
 		cfg, err := Parse(file, data)

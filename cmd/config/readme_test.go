@@ -69,7 +69,7 @@ func TestReadmeExample(t *testing.T) {
 	// examples stay the complete reference they claim to be.
 	all := strings.Join(examples, "\n")
 	for _, keys := range [][]string{topKeys, globalKeys, logKeys, defaultsKeys, timeoutKeys, frontendKeys,
-		frontendTLSKeys, certificateKeys, clientAuthKeys, l4Keys, rateKeys, routeKeys, backendKeys, serverKeys,
+		frontendTLSKeys, bindKeys, certificateKeys, clientAuthKeys, l4Keys, rateKeys, routeKeys, backendKeys, serverKeys,
 		backendTLSKeys, healthKeys, passiveKeys, queueKeys, httpLimitsKeys, httpRuleKeys, headerMatchKeys,
 		headersKeys, headerRulesKeys, forwardedKeys, requestIDKeys, redirectKeys, cookieKeys,
 		acmeKeys, eabKeys, acmeRetryKeys, challengeKeys, onDemandKeys, onDemandRate, onDemandName, fallbackKeys} {

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-proxy/strata/certs"
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3"
 	"github.com/strata-proxy/strata/session"
 	"github.com/strata-proxy/strata/tlsstage"
 )
@@ -29,9 +30,14 @@ type Graph struct {
 	// frontends maps a listen address (ListenAddr.String()) to the
 	// frontend that serves it.
 	frontends map[string]frontend
-	all       []frontend
-	backends  map[string]*session.Backend
-	stores    []*certs.Store
+	// quic maps a listen address with `quic: true` to what its UDP
+	// listener serves.
+	quic     map[string]h3.Handler
+	all      []frontend
+	backends map[string]*session.Backend
+	stores   []*certs.Store
+	// tls holds each TLS frontend's server configuration while Build runs.
+	tls map[string]*tls.Config
 	// managed are internal-CA certificates renewed while the Graph runs;
 	// acmeNames are given to the ACME Provider on Start.
 	managed   []*certs.ManagedCert
@@ -81,6 +87,8 @@ func buildGraph(cfg *config.Config, logger, accessLog *slog.Logger, svc *service
 	g := &Graph{
 		Config:    cfg,
 		frontends: make(map[string]frontend),
+		quic:      make(map[string]h3.Handler),
+		tls:       make(map[string]*tls.Config),
 		backends:  make(map[string]*session.Backend),
 		svc:       svc,
 		ownSvc:    own,
@@ -103,6 +111,9 @@ func buildGraph(cfg *config.Config, logger, accessLog *slog.Logger, svc *service
 		for _, a := range f.Bind {
 			g.frontends[a.String()] = fe
 		}
+		if err := g.buildQUIC(f, fe); err != nil {
+			return nil, fmt.Errorf("%s:%s: frontend %s: %w", cfg.File, f.Pos, f.Name, err)
+		}
 	}
 	return g, nil
 }
@@ -116,11 +127,12 @@ func (g *Graph) buildFrontend(f *config.Frontend, buffers *layers.BufferPool, lo
 	case f.Passthrough:
 		stages = append(stages, &tlsstage.Peek{})
 	case f.TLS != nil:
-		st, err := g.serverStage(f, logger)
+		cfg, err := g.serverTLS(f, logger)
 		if err != nil {
 			return nil, err
 		}
-		stages = append(stages, st)
+		g.tls[f.Name] = cfg
+		stages = append(stages, tlsstage.NewServer(cfg))
 	}
 	var l4 *layers.L4Rules
 	if len(f.L4.Allow) > 0 || len(f.L4.Deny) > 0 || f.L4.Rate != nil || f.L4.MaxPerSource > 0 {
@@ -177,12 +189,13 @@ func frontendALPN(f *config.Frontend) []string {
 	return []string{"http/1.1"}
 }
 
-// serverStage is the TLS decode stage of a frontend: static certificates
-// chosen by SNI, reloaded when their files change, and the certificates of
-// tls auto (the ACME Provider, which also answers TLS-ALPN-01) or tls
-// internal (one self-renewing certificate from the internal CA for all of
-// the frontend's names).
-func (g *Graph) serverStage(f *config.Frontend, logger *slog.Logger) (layers.Stage, error) {
+// serverTLS is the TLS configuration of a frontend's TLS decode stage and
+// of its QUIC listeners: static certificates chosen by SNI, reloaded when
+// their files change, and the certificates of tls auto (the ACME Provider,
+// which also answers TLS-ALPN-01 on TCP) or tls internal (one
+// self-renewing certificate from the internal CA for all of the
+// frontend's names).
+func (g *Graph) serverTLS(f *config.Frontend, logger *slog.Logger) (*tls.Config, error) {
 	t := f.TLS
 	src := &certificateSource{}
 	if len(t.Certificates) > 0 {
@@ -231,7 +244,7 @@ func (g *Graph) serverStage(f *config.Frontend, logger *slog.Logger) (layers.Sta
 		o.RequireClientCert = ca.Mode == tls.RequireAndVerifyClientCert
 		o.VerifyIfGiven = ca.Mode == tls.VerifyClientCertIfGiven
 	}
-	return tlsstage.NewServer(tlsstage.ServerConfig(o)), nil
+	return tlsstage.ServerConfig(o), nil
 }
 
 func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.Backend, error) {
@@ -292,19 +305,24 @@ func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.B
 		if s.SendProxy {
 			d.Stages = append(d.Stages, &layers.ProxyEncode{})
 		}
+		var tc *tlsstage.Client
 		if t := b.TLS; t != nil {
-			d.Stages = append(d.Stages, tlsstage.NewClient(tlsstage.ClientOptions{
+			tc = tlsstage.NewClient(tlsstage.ClientOptions{
 				ServerName:           s.ServerName,
 				RootCAs:              roots,
 				InsecureSkipVerify:   !t.Verify,
 				Certificates:         clientCert,
 				GetClientCertificate: getClient,
 				ALPN:                 alpn,
-			}))
+			})
+			d.Stages = append(d.Stages, tc)
 		}
 		servers[i] = session.ServerOptions{
 			Name: s.Name, Address: s.Address, Weight: s.Weight,
 			MaxConn: s.MaxConn, Backup: s.Backup, Connector: d, Proto: proto,
+		}
+		if b.H3 && tc != nil {
+			servers[i].QUIC = quicClientTLS(tc, s)
 		}
 	}
 	o := session.BackendOptions{
@@ -330,6 +348,13 @@ func (g *Graph) buildBackend(b *config.Backend, logger *slog.Logger) (*session.B
 		o.Passive = &session.PassiveOptions{Failures: p.Failures, Eject: p.Eject}
 	}
 	return session.NewBackend(o)
+}
+
+// QUICHandler returns what the UDP listener on the listen address addr
+// serves, and false when addr has no `quic: true`.
+func (g *Graph) QUICHandler(addr string) (h3.Handler, bool) {
+	h, ok := g.quic[addr]
+	return h, ok
 }
 
 // Handler returns the frontend serving the listen address addr, or nil.

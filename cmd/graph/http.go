@@ -10,6 +10,7 @@ import (
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h1"
 	"github.com/strata-proxy/strata/layers/h2"
+	"github.com/strata-proxy/strata/layers/h3"
 	"github.com/strata-proxy/strata/session"
 )
 
@@ -50,6 +51,7 @@ func (g *Graph) buildHTTPFrontend(f *config.Frontend, stages []layers.Stage, l4 
 		HTTP2:           f.HTTP2 && f.TLS != nil,
 		H2C:             f.H2C,
 		H2:              h2.Options{MaxConcurrentStreams: uint32(f.HTTPLimits.MaxConcurrentStreams)},
+		AltSvc:          h3.AltSvc(quicPorts(f)),
 		RequestID:       session.RequestIDOptions{Enabled: f.RequestID.Generate, Header: f.RequestID.Header},
 		RequestHeaders:  headerRules(f.Headers.Request),
 		ResponseHeaders: headerRules(f.Headers.Response),

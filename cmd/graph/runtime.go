@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-proxy/strata/cmd/config"
 	"github.com/strata-proxy/strata/layers"
+	"github.com/strata-proxy/strata/layers/h3"
 )
 
 // Runtime owns the listening sockets across reloads and the Graph in force.
@@ -29,10 +30,12 @@ type Runtime struct {
 	mu        sync.Mutex
 	global    *layers.ConnLimit
 	listeners map[string]*layers.Listener
-	current   *Graph
-	draining  sync.WaitGroup
-	serving   sync.WaitGroup
-	closed    bool
+	// quic are the UDP listeners of `quic: true` binds, by the same keys.
+	quic     map[string]*h3.Listener
+	current  *Graph
+	draining sync.WaitGroup
+	serving  sync.WaitGroup
+	closed   bool
 }
 
 // NewRuntime returns a Runtime with no listener. logger receives operational
@@ -41,7 +44,8 @@ func NewRuntime(logger, accessLog *slog.Logger) *Runtime {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{logger: logger, accessLog: accessLog, svc: newServices(logger), listeners: make(map[string]*layers.Listener)}
+	return &Runtime{logger: logger, accessLog: accessLog, svc: newServices(logger),
+		listeners: make(map[string]*layers.Listener), quic: make(map[string]*h3.Listener)}
 }
 
 // Apply makes cfg the configuration in force. On error nothing changes: the
@@ -66,20 +70,37 @@ func (r *Runtime) Apply(cfg *config.Config) error {
 	// Open what is new first: if any bind fails, close only those and keep
 	// the old configuration.
 	opened := make(map[string]*layers.Listener)
+	openedQUIC := make(map[string]*h3.Listener)
+	closeOpened := func() {
+		for _, l := range opened {
+			l.Close()
+		}
+		for _, l := range openedQUIC {
+			l.Close()
+		}
+	}
 	for _, f := range cfg.Frontends {
 		for _, a := range f.Bind {
 			key := a.String()
-			if _, ok := r.listeners[key]; ok {
-				continue
-			}
-			ln, err := layers.Listen("tcp", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)))
-			if err != nil {
-				for _, l := range opened {
-					l.Close()
+			if _, ok := r.listeners[key]; !ok {
+				ln, err := layers.Listen("tcp", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)))
+				if err != nil {
+					closeOpened()
+					return fmt.Errorf("%s:%s: frontend %s: bind %s: %w", cfg.File, a.Pos, f.Name, key, err)
 				}
-				return fmt.Errorf("%s:%s: frontend %s: bind %s: %w", cfg.File, a.Pos, f.Name, key, err)
+				opened[key] = ln
 			}
-			opened[key] = ln
+			if _, ok := r.quic[key]; a.QUIC && !ok {
+				ln, err := h3.Listen(net.JoinHostPort(a.Host, strconv.Itoa(a.Port)), h3.Options{
+					MaxHeaderBytes: int(f.HTTPLimits.MaxHeaderBytes),
+					Logger:         r.logger.With("frontend", f.Name),
+				})
+				if err != nil {
+					closeOpened()
+					return fmt.Errorf("%s:%s: frontend %s: bind %s (quic): %w", cfg.File, a.Pos, f.Name, key, err)
+				}
+				openedQUIC[key] = ln
+			}
 		}
 	}
 
@@ -92,6 +113,34 @@ func (r *Runtime) Apply(cfg *config.Config) error {
 		ln.Close()
 		delete(r.listeners, key)
 		r.logger.Info("listener closed", "addr", key)
+	}
+	for key, ln := range r.quic {
+		if h, ok := g.QUICHandler(key); ok {
+			ln.SetHandler(h) // the QUIC connections stay; new streams use g
+			continue
+		}
+		delete(r.quic, key)
+		r.draining.Add(1)
+		go func() {
+			defer r.draining.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Global.DrainTimeout)
+			defer cancel()
+			ln.Shutdown(ctx) // GOAWAY; the streams in flight finish
+		}()
+		r.logger.Info("quic listener closed", "addr", key)
+	}
+	for key, ln := range openedQUIC {
+		h, _ := g.QUICHandler(key)
+		ln.SetHandler(h)
+		r.quic[key] = ln
+		r.serving.Add(1)
+		go func() {
+			defer r.serving.Done()
+			if err := ln.Serve(r.global); err != nil {
+				r.logger.Error("quic listener stopped", "addr", ln.Name(), "err", err)
+			}
+		}()
+		r.logger.Info("listening", "addr", ln.Addr().String(), "bind", key, "proto", "quic")
 	}
 	for key, ln := range opened {
 		ln.SetHandler(g.Handler(key))
@@ -134,6 +183,30 @@ func (r *Runtime) Addrs() map[string]net.Addr {
 	return m
 }
 
+// QUICAddrs returns the bound address of every UDP (QUIC) listener, keyed
+// by its configured bind string.
+func (r *Runtime) QUICAddrs() map[string]net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]net.Addr, len(r.quic))
+	for k, ln := range r.quic {
+		m[k] = ln.Addr()
+	}
+	return m
+}
+
+// QUICStats returns the counters of every UDP (QUIC) listener, keyed by its
+// configured bind string.
+func (r *Runtime) QUICStats() map[string]h3.ListenerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]h3.ListenerStats, len(r.quic))
+	for k, ln := range r.quic {
+		m[k] = ln.Stats()
+	}
+	return m
+}
+
 // Current is the Graph in force.
 func (r *Runtime) Current() *Graph {
 	r.mu.Lock()
@@ -150,13 +223,22 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		ln.Close()
 		delete(r.listeners, key)
 	}
+	quic := r.quic
+	r.quic = make(map[string]*h3.Listener)
 	g := r.current
 	r.mu.Unlock()
-	r.serving.Wait()
+	// QUIC listeners send GOAWAY and wait for their streams while the
+	// Graph drains the same sessions.
+	var wg sync.WaitGroup
+	for _, ln := range quic {
+		wg.Go(func() { ln.Shutdown(ctx) })
+	}
 	var err error
 	if g != nil {
 		err = g.Drain(ctx)
 	}
+	wg.Wait()
+	r.serving.Wait()
 	r.draining.Wait()
 	r.svc.stop()
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -63,7 +63,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	doc := map[string]any{
 		"global": map[string]any{"data_dir": *dataDir, "log": map[string]any{"format": "text"}},
 		"frontends": map[string]any{"demo": map[string]any{
-			"bind": front, "mode": "http", "default_backend": "demo",
+			"bind": []any{map[string]any{"address": front, "quic": true}}, "mode": "http", "default_backend": "demo",
 			"tls": map[string]any{"certificates": []any{map[string]any{
 				"cert": filepath.Join(*dataDir, "demo.crt"), "key": filepath.Join(*dataDir, "demo.key"),
 			}}},
@@ -84,6 +84,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	_, p, _ := net.SplitHostPort(front)
 	fmt.Fprintf(stdout, "strata demo: https://localhost:%s/ → two built-in backends, round-robin\n", p)
 	fmt.Fprintf(stdout, "try:  curl --cacert %s https://localhost:%s/\n", filepath.Join(*dataDir, "ca", "root.crt"), p)
+	fmt.Fprintf(stdout, "      HTTP/1.1 and HTTP/2 on TCP, HTTP/3 on UDP, all on port %s\n", p)
 	fmt.Fprintln(stdout, "stop: Ctrl-C")
 	return serve(ctx, cfg, nil, nil, stderr)
 }
@@ -95,20 +96,39 @@ func defaultDemoDir() string {
 	return filepath.Join(os.TempDir(), "strata-demo")
 }
 
-// demoAddr returns 127.0.0.1:port, or a free port on 127.0.0.1 when port is
-// taken.
+// demoAddr returns 127.0.0.1:port, or another port on 127.0.0.1 when port
+// is taken: one free on both TCP and UDP, since the demo serves HTTP/3 too.
 func demoAddr(port int) (string, error) {
-	want := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if ln, err := net.Listen("tcp", want); err == nil {
-		ln.Close()
-		return want, nil
+	if addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); freeBoth(addr) {
+		return addr, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if freeBoth(addr) {
+			return addr, nil
+		}
+	}
+	return "", errors.New("demo: no port on 127.0.0.1 is free on both TCP and UDP; pass --port")
+}
+
+// freeBoth reports whether addr can be bound on TCP and on UDP.
+func freeBoth(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", err
+		return false
 	}
 	defer ln.Close()
-	return ln.Addr().String(), nil
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
 }
 
 // startDemoBackend runs a small HTTP/1.1 server on a free loopback port that

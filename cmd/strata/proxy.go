@@ -43,6 +43,7 @@ func proxyConfig(args []string, stderr io.Writer) (*config.Config, error) {
 	mode := fs.String("mode", "http", "`http` (HTTP/1.1 session) or tcp (byte stream)")
 	cert := fs.String("cert", "", "certificate chain `FILE` (PEM): terminate TLS on the front")
 	key := fs.String("key", "", "private key `FILE` (PEM) of --cert")
+	noH3 := fs.Bool("no-h3", false, "with --cert/--key in mode http: do not serve HTTP/3 (QUIC) on the --from port")
 	ca := fs.String("ca", "", "CA `FILE` (PEM) that tls:// servers are verified against (default: system roots)")
 	insecure := fs.Bool("insecure", false, "do not verify tls:// servers' certificates")
 	balance := fs.String("balance", "roundrobin", "balancing `algorithm`: roundrobin, leastconn, random, source, first")
@@ -97,6 +98,11 @@ func proxyConfig(args []string, stderr io.Writer) (*config.Config, error) {
 	}
 
 	fe := map[string]any{"bind": *from, "mode": *mode, "default_backend": "to"}
+	// As Caddy does, a TLS front in mode http serves HTTP/1.1, HTTP/2 and
+	// HTTP/3 on the same port (TCP and UDP).
+	if *cert != "" && *mode == "http" && !*noH3 {
+		fe["bind"] = []any{map[string]any{"address": *from, "quic": true}}
+	}
 	if *cert != "" {
 		c, _ := filepath.Abs(*cert)
 		k, _ := filepath.Abs(*key)

@@ -485,7 +485,9 @@ func (s *Stream) convertHead() {
 		// goes out with its head.
 		h.Body, h.ContentLength = msg.BodyLength, 0
 		s.eof = true
-	case resp.ContentLength >= 0:
+	case resp.ContentLength >= 0 && !h.HasTrailers:
+		// With trailers announced the body goes on as chunked: an HTTP/1
+		// client can only receive trailers in a chunked message.
 		h.Body, h.ContentLength = msg.BodyLength, resp.ContentLength
 	default:
 		h.Body, h.ContentLength = msg.BodyChunked, -1
