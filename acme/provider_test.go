@@ -1,6 +1,7 @@
 package acme_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -136,11 +137,44 @@ func newProvider(t *testing.T, peb *acmetest.Pebble, s *solvers, storage string,
 	return p
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("STRATA_ACME_LOG") == "" {
-		return nil
+// testLogger returns a debug logger for a provider of t, extra handlers
+// (a recorder) receiving the records too. Its lines are kept and shown in
+// the test's output when the test fails (certmagic's lines included), and
+// go to stderr as they come with STRATA_ACME_LOG=1.
+func testLogger(t *testing.T, extra ...slog.Handler) *slog.Logger {
+	t.Helper()
+	buf := &lockedBuffer{}
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	hs := append([]slog.Handler{slog.NewTextHandler(buf, opts)}, extra...)
+	if os.Getenv("STRATA_ACME_LOG") != "" {
+		hs = append(hs, slog.NewTextHandler(os.Stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Registered before the provider's Stop, so it runs after it: the
+	// log is complete.
+	t.Cleanup(func() {
+		if t.Failed() && buf.String() != "" {
+			t.Logf("provider log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewMultiHandler(hs...))
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // waitCert polls p until it serves a certificate for name.
@@ -315,7 +349,7 @@ func TestProviderCAUnreachableAtStart(t *testing.T) {
 	peb.SetDown(true)
 	logs := &recorder{}
 	p := newProvider(t, peb, s, storage, func(o *acme.Options) {
-		o.Logger = slog.New(logs)
+		o.Logger = testLogger(t, logs)
 		o.RetryMin, o.RetryMax = 100*time.Millisecond, 400*time.Millisecond
 	})
 	start := time.Now()
@@ -556,7 +590,7 @@ func TestProviderExternalAccountBinding(t *testing.T) {
 	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, EAB: map[string]string{keyID: macKey}})
 
 	logs := &recorder{}
-	without := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) { o.Logger = slog.New(logs) })
+	without := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) { o.Logger = testLogger(t, logs) })
 	without.Manage([]string{"noeab.strata.test"})
 	with := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
 		o.CA.EAB = &acme.EAB{KeyID: keyID, MACKey: macKey}
