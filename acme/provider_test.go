@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -610,4 +612,45 @@ func TestProviderExternalAccountBinding(t *testing.T) {
 	if n := peb.Orders("noeab.strata.test"); n != 0 {
 		t.Fatalf("an account without the binding placed %d orders", n)
 	}
+}
+
+// TestProviderNoEmailIgnoresHalfWrittenAccount: an instance sharing the
+// storage with another one that is registering its account (the account
+// directory there, its registration not written yet) must not take the
+// directory's name, "default", for its email address: the CA refuses the
+// contact "mailto:default", and certmagic keeps a discovered address for
+// the whole process, so every later issuer without an email would fail
+// too. That was the flaky failure of every test after
+// SharedStorageOrdersOnce on a loaded machine.
+func TestProviderNoEmailIgnoresHalfWrittenAccount(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0})
+	storage := filepath.Join(t.TempDir(), "acme")
+	u, err := url.Parse(peb.Directory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerKey := strings.ReplaceAll(u.Host, ":", "-") + strings.ReplaceAll(u.Path, "/", "-")
+	if err := os.MkdirAll(filepath.Join(storage, "acme", issuerKey, "users", "default"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const name = "halfwritten.strata.test"
+	logs := &recorder{}
+	p := newProvider(t, peb, s, storage, func(o *acme.Options) { o.Logger = testLogger(t, logs) })
+	start := time.Now()
+	p.Manage([]string{name})
+	c := waitCert(t, p, name, 30*time.Second)
+	if err := peb.VerifyChain(parseChain(t, c.Certificate), name); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(logs.waits("certificate not obtained; retrying")); n != 0 {
+		t.Fatalf("%d failed attempts before the certificate", n)
+	}
+	t.Logf("%s issued in %s with a half-written account in storage", name, time.Since(start).Round(time.Millisecond))
+
+	// And the next issuer without an email in this process is unaffected.
+	p2 := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), nil)
+	p2.Manage([]string{"after.strata.test"})
+	waitCert(t, p2, "after.strata.test", 30*time.Second)
 }
