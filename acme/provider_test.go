@@ -387,7 +387,11 @@ func TestProviderCAUnreachableAtStart(t *testing.T) {
 func TestProviderRenewalSwapsWithoutFailedHandshakes(t *testing.T) {
 	s := newSolvers(t)
 	hp, tp := s.ports()
-	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, Validity: 6 * time.Second})
+	// Renewal starts with half the lifetime left: 10 s. A loaded machine
+	// was seen to stall every process for 6.7 s (no log line, no
+	// handshake, in two test processes at once); with a 6 s lifetime
+	// that let the certificate expire before its renewal was served.
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, Validity: 20 * time.Second})
 	const name = "renew.strata.test"
 	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
 		o.RenewWindow = 0.5
