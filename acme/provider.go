@@ -169,9 +169,25 @@ func (p *Provider) newIssuers(cfg *certmagic.Config, zl *zap.Logger, keep bool) 
 // "interactive" and none is configured, which a server must not do.
 type unattended struct{ *certmagic.ACMEIssuer }
 
-// PreCheck checks names without prompting.
+// PreCheck checks names without prompting. With no email configured it
+// does not call certmagic's PreCheck at all: that one "discovers" an
+// address for the account (a process-wide variable set once and kept, or
+// the most recent account directory in storage) and would register the
+// account with it. Seeing another instance's account directory under
+// users/default before its registration is written there, it takes
+// "default" for an address: the CA refuses the contact "mailto:default",
+// and every issuer without an email in the process uses it from then on.
+// The account of an issuer without an email is the one without a contact.
 func (u unattended) PreCheck(ctx context.Context, names []string, _ bool) error {
-	return u.ACMEIssuer.PreCheck(ctx, names, false)
+	if u.Email != "" {
+		return u.ACMEIssuer.PreCheck(ctx, names, false)
+	}
+	for _, n := range names {
+		if !certmagic.SubjectQualifiesForCert(n) {
+			return fmt.Errorf("acme: %q does not qualify for a certificate", n)
+		}
+	}
+	return nil
 }
 
 // Manage starts obtaining certificates for names not managed yet: each is

@@ -1,14 +1,17 @@
 package acme_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,11 +139,44 @@ func newProvider(t *testing.T, peb *acmetest.Pebble, s *solvers, storage string,
 	return p
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("STRATA_ACME_LOG") == "" {
-		return nil
+// testLogger returns a debug logger for a provider of t, extra handlers
+// (a recorder) receiving the records too. Its lines are kept and shown in
+// the test's output when the test fails (certmagic's lines included), and
+// go to stderr as they come with STRATA_ACME_LOG=1.
+func testLogger(t *testing.T, extra ...slog.Handler) *slog.Logger {
+	t.Helper()
+	buf := &lockedBuffer{}
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	hs := append([]slog.Handler{slog.NewTextHandler(buf, opts)}, extra...)
+	if os.Getenv("STRATA_ACME_LOG") != "" {
+		hs = append(hs, slog.NewTextHandler(os.Stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Registered before the provider's Stop, so it runs after it: the
+	// log is complete.
+	t.Cleanup(func() {
+		if t.Failed() && buf.String() != "" {
+			t.Logf("provider log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewMultiHandler(hs...))
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // waitCert polls p until it serves a certificate for name.
@@ -315,7 +351,7 @@ func TestProviderCAUnreachableAtStart(t *testing.T) {
 	peb.SetDown(true)
 	logs := &recorder{}
 	p := newProvider(t, peb, s, storage, func(o *acme.Options) {
-		o.Logger = slog.New(logs)
+		o.Logger = testLogger(t, logs)
 		o.RetryMin, o.RetryMax = 100*time.Millisecond, 400*time.Millisecond
 	})
 	start := time.Now()
@@ -351,7 +387,11 @@ func TestProviderCAUnreachableAtStart(t *testing.T) {
 func TestProviderRenewalSwapsWithoutFailedHandshakes(t *testing.T) {
 	s := newSolvers(t)
 	hp, tp := s.ports()
-	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, Validity: 6 * time.Second})
+	// Renewal starts with half the lifetime left: 10 s. A loaded machine
+	// was seen to stall every process for 6.7 s (no log line, no
+	// handshake, in two test processes at once); with a 6 s lifetime
+	// that let the certificate expire before its renewal was served.
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, Validity: 20 * time.Second})
 	const name = "renew.strata.test"
 	p := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
 		o.RenewWindow = 0.5
@@ -556,7 +596,7 @@ func TestProviderExternalAccountBinding(t *testing.T) {
 	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0, EAB: map[string]string{keyID: macKey}})
 
 	logs := &recorder{}
-	without := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) { o.Logger = slog.New(logs) })
+	without := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) { o.Logger = testLogger(t, logs) })
 	without.Manage([]string{"noeab.strata.test"})
 	with := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), func(o *acme.Options) {
 		o.CA.EAB = &acme.EAB{KeyID: keyID, MACKey: macKey}
@@ -576,4 +616,45 @@ func TestProviderExternalAccountBinding(t *testing.T) {
 	if n := peb.Orders("noeab.strata.test"); n != 0 {
 		t.Fatalf("an account without the binding placed %d orders", n)
 	}
+}
+
+// TestProviderNoEmailIgnoresHalfWrittenAccount: an instance sharing the
+// storage with another one that is registering its account (the account
+// directory there, its registration not written yet) must not take the
+// directory's name, "default", for its email address: the CA refuses the
+// contact "mailto:default", and certmagic keeps a discovered address for
+// the whole process, so every later issuer without an email would fail
+// too. That was the flaky failure of every test after
+// SharedStorageOrdersOnce on a loaded machine.
+func TestProviderNoEmailIgnoresHalfWrittenAccount(t *testing.T) {
+	s := newSolvers(t)
+	hp, tp := s.ports()
+	peb := acmetest.Start(t, acmetest.Options{HTTPPort: hp, TLSPort: tp, NonceReject: 0})
+	storage := filepath.Join(t.TempDir(), "acme")
+	u, err := url.Parse(peb.Directory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerKey := strings.ReplaceAll(u.Host, ":", "-") + strings.ReplaceAll(u.Path, "/", "-")
+	if err := os.MkdirAll(filepath.Join(storage, "acme", issuerKey, "users", "default"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const name = "halfwritten.strata.test"
+	logs := &recorder{}
+	p := newProvider(t, peb, s, storage, func(o *acme.Options) { o.Logger = testLogger(t, logs) })
+	start := time.Now()
+	p.Manage([]string{name})
+	c := waitCert(t, p, name, 30*time.Second)
+	if err := peb.VerifyChain(parseChain(t, c.Certificate), name); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(logs.waits("certificate not obtained; retrying")); n != 0 {
+		t.Fatalf("%d failed attempts before the certificate", n)
+	}
+	t.Logf("%s issued in %s with a half-written account in storage", name, time.Since(start).Round(time.Millisecond))
+
+	// And the next issuer without an email in this process is unaffected.
+	p2 := newProvider(t, peb, s, filepath.Join(t.TempDir(), "acme"), nil)
+	p2.Manage([]string{"after.strata.test"})
+	waitCert(t, p2, "after.strata.test", 30*time.Second)
 }

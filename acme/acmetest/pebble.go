@@ -48,7 +48,8 @@ type Options struct {
 	// EAB, when not empty, makes external account binding mandatory,
 	// with these key ids and base64url MAC keys.
 	EAB map[string]string
-	// Verbose sends Pebble's log to the test log.
+	// Verbose sends Pebble's log to the test log as it comes; without it,
+	// the log is shown only when the test fails.
 	Verbose bool
 }
 
@@ -90,9 +91,15 @@ func Start(t testing.TB, o Options) *Pebble {
 	p := &Pebble{orders: make(map[string]int), done: make(chan struct{})}
 	dnsAddr := p.startDNS(t)
 
-	logw := io.Discard
-	if o.Verbose {
-		logw = testWriter{t}
+	var logw io.Writer = testWriter{t}
+	if !o.Verbose {
+		buf := &lockedBuffer{}
+		logw = buf
+		t.Cleanup(func() {
+			if t.Failed() && buf.String() != "" {
+				t.Logf("pebble log:\n%s", buf.String())
+			}
+		})
 	}
 	logger := log.New(logw, "pebble ", log.Lmicroseconds)
 	validity := uint64(0)
@@ -387,4 +394,22 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
