@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -505,7 +507,9 @@ func (sc *serverConn) processTrailers(st *ServerStream, f *http2.MetaHeadersFram
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	for _, hf := range f.Fields {
-		if hf.IsPseudo() {
+		// Pseudo-header fields, and fields a trailer section must not
+		// hold (RFC 9110 §6.5.1), make it malformed.
+		if hf.IsPseudo() || !httpguts.ValidTrailerHeader(http.CanonicalHeaderKey(hf.Name)) {
 			return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 		}
 	}

@@ -10,6 +10,10 @@ import (
 
 // Exported refusals, for mux stages that build heads with BuildHead and
 // check the body themselves.
+// errScheme refuses a request whose :scheme is not one a proxy in front
+// of HTTP/1 servers serves.
+var errScheme = &Error{400, `:scheme other than "http" or "https"`}
+
 var (
 	// ErrBodyLength is a body whose length differs from its content-length.
 	ErrBodyLength error = errBodyLength
@@ -51,6 +55,9 @@ func BuildHead(h *msg.Head, fields []hpack.HeaderField, endStream bool, o Option
 			case ":path":
 				path, sawPath = f.Value, true
 			case ":scheme":
+				if f.Value != "http" && f.Value != "https" {
+					return true, errScheme
+				}
 				sawScheme = true
 			case ":authority":
 				authority, sawAuthority = f.Value, true
@@ -115,7 +122,7 @@ func BuildHead(h *msg.Head, fields []hpack.HeaderField, endStream bool, o Option
 			continue
 		case "content-length":
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 || (cl >= 0 && n != cl) {
+			if err != nil || n < 0 || v[0] < '0' || v[0] > '9' || (cl >= 0 && n != cl) {
 				return false, errCL
 			}
 			cl = n
