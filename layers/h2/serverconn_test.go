@@ -1,0 +1,293 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/strata-proxy/strata/layers/hstream"
+	"github.com/strata-proxy/strata/layers/msg"
+)
+
+// serveOwn serves h2c connections on a loopback listener with the mux of
+// strata's own and handler; it returns the server and an x/net client
+// (a real HTTP/2 client) that dials it.
+func serveOwn(t *testing.T, o Options, handler StreamHandler) (*Server, *http.Client, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(o)
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.ServeConnStreams(c, false, handler)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.Shutdown()
+		wg.Wait()
+	})
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return s, &http.Client{Transport: tr, Timeout: 30 * time.Second}, "http://" + ln.Addr().String()
+}
+
+// echo answers with the request's body, its method and path in
+// x-request, and the request's trailers prefixed with "echo-".
+func echo(st *ServerStream) {
+	if err := st.Err(); err != nil {
+		var e *hstream.Error
+		errors.As(err, &e)
+		st.WriteHead(&msg.Head{Status: e.Status, Body: msg.BodyNone}, nil, true)
+		return
+	}
+	h := st.Head()
+	req := string(h.Method) + " " + string(h.Path) + " " + string(h.Authority)
+	var body []byte
+	for {
+		p, err := st.ReadBody()
+		body = append(body, p...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return // the mux resets the stream
+		}
+	}
+	var trailers msg.Fields
+	for _, f := range st.Trailers() {
+		trailers = append(trailers, msg.Field{Name: append([]byte("echo-"), f.Name...), Value: f.Value})
+	}
+	resp := &msg.Head{Status: 200, Body: msg.BodyChunked, ContentLength: -1,
+		Fields: msg.Fields{{Name: []byte("X-Request"), Value: []byte(req)}, {Name: []byte("Trailer"), Value: []byte("echo-x-sum")}}}
+	if err := st.WriteHead(resp, nil, false); err != nil {
+		return
+	}
+	for len(body) > 0 {
+		n := min(len(body), 10000)
+		if st.WriteBody(body[:n]) != nil {
+			return
+		}
+		body = body[n:]
+	}
+	st.EndBody(trailers)
+}
+
+// TestServerStreamsExchange runs requests through the mux with a real
+// client: a GET, a 3 MiB upload echoed back (flow control both ways, past
+// the initial windows), trailers both ways, and 64 concurrent streams on
+// one connection with a limit of 16.
+func TestServerStreamsExchange(t *testing.T) {
+	_, client, base := serveOwn(t, Options{MaxConcurrentStreams: 16}, echo)
+
+	resp, err := client.Get(base + "/hello?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) != 0 || !strings.HasPrefix(resp.Header.Get("X-Request"), "GET /hello?x=1 127.0.0.1:") {
+		t.Fatalf("GET: %d %q %v", resp.StatusCode, b, resp.Header)
+	}
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+	req, _ := http.NewRequest("POST", base+"/up", nil)
+	req.Trailer = http.Header{"X-Sum": nil}
+	req.ContentLength = -1
+	body := &trailerBody{r: bytes.NewReader(big), req: req}
+	req.Body = body
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("upload echo: %v, %d bytes back of %d", err, len(b), len(big))
+	}
+	if got := resp.Trailer.Get("Echo-X-Sum"); got != "42" {
+		t.Fatalf("trailers back: %v", resp.Trailer)
+	}
+
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			payload := fmt.Sprintf("stream %d", i)
+			resp, err := client.Post(base+"/c", "text/plain", strings.NewReader(payload))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != payload {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of 64 concurrent streams failed", n)
+	}
+}
+
+// trailerBody sets the request's trailer once its body is read.
+type trailerBody struct {
+	r   io.Reader
+	req *http.Request
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.req.Trailer.Set("X-Sum", "42")
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
+
+// TestServerStreamsRefusals: a request the downgrade rules refuse gets its
+// status without the handler seeing a head, and one they call malformed
+// is reset before any handler runs.
+func TestServerStreamsRefusals(t *testing.T) {
+	var handled atomic.Int32
+	_, client, base := serveOwn(t, Options{Stream: hstream.Options{MaxURI: 100}}, func(st *ServerStream) {
+		handled.Add(1)
+		echo(st)
+	})
+	resp, err := client.Get(base + "/" + strings.Repeat("a", 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 414 {
+		t.Fatalf("long :path: status %d, want 414", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Header.Set("Te", "gzip")
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("te: gzip answered %d, want a stream reset", resp.StatusCode)
+	}
+	if n := handled.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times, want 1 (the 414)", n)
+	}
+}
+
+// TestServerStreamsReset: a client that gives up on a stream mid-upload
+// reaches the stream's OnReset, and a handler blocked reading its body
+// fails instead of waiting.
+func TestServerStreamsReset(t *testing.T) {
+	reset := make(chan struct{})
+	readErr := make(chan error, 1)
+	_, client, base := serveOwn(t, Options{}, func(st *ServerStream) {
+		st.OnReset(func() { close(reset) })
+		for {
+			_, err := st.ReadBody()
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	})
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/", pr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw.Write([]byte("some of the body"))
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	pw.CloseWithError(context.Canceled)
+	select {
+	case <-reset:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnReset did not run after the client reset the stream")
+	}
+	select {
+	case err := <-readErr:
+		if err == io.EOF || err == nil {
+			t.Fatalf("ReadBody after a reset: %v, want an error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadBody still blocked after the reset")
+	}
+	<-done
+}
+
+// TestServerStreamsShutdown: Shutdown sends GOAWAY; a stream in flight
+// still finishes, and the connection ends after it.
+func TestServerStreamsShutdown(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	s, client, base := serveOwn(t, Options{}, func(st *ServerStream) {
+		close(started)
+		<-release
+		st.WriteHead(&msg.Head{Status: 200, Body: msg.BodyLength, ContentLength: 4}, []byte("done"), true)
+	})
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := client.Get(base + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- result{string(b), err}
+	}()
+	<-started
+	s.Shutdown()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	select {
+	case r := <-got:
+		if r.err != nil || r.body != "done" {
+			t.Fatalf("in-flight stream after GOAWAY: %q, %v", r.body, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-flight stream did not finish")
+	}
+}
