@@ -67,6 +67,9 @@ func BuildHead(h *msg.Head, fields []hpack.HeaderField, endStream bool, o Option
 			size += len(f.Value)
 			continue
 		}
+		if !validLowerName(f.Name) {
+			return true, errFieldName // RFC 9113 §8.2.1: malformed
+		}
 		switch f.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			return true, errConnHeader
@@ -177,4 +180,15 @@ func BuildHead(h *msg.Head, fields []hpack.HeaderField, endStream bool, o Option
 // CheckTrailer reports whether a trailer field may be passed on.
 func CheckTrailer(name, value string) bool {
 	return validName(name) && checkValue(value) == nil
+}
+
+// validLowerName accepts a field name as HTTP/2 carries it: a token in
+// lower case.
+func validLowerName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return validName(name)
 }
