@@ -52,6 +52,11 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
 	shutdown bool
+
+	wmu         sync.Mutex // guards the workers
+	idleWorkers []worker
+	down        bool          // Shutdown was called
+	quit        chan struct{} // closed by Shutdown: parked workers end
 }
 
 // NewServer builds the stage.
@@ -86,7 +91,7 @@ func NewServer(o Options) *Server {
 		panic("h2: " + err.Error()) // only on a TLS configuration we never set
 	}
 	return &Server{hs: hs, s: s, o: o, sopts: o.Stream, lim: newAbuseLimits(o.MaxConcurrentStreams, o.MaxHeaderBytes), log: logger,
-		conns: make(map[*serverConn]struct{})}
+		conns: make(map[*serverConn]struct{}), quit: make(chan struct{})}
 }
 
 // Own reports whether connections are served by the mux of strata's own
@@ -147,6 +152,12 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, sawPreface bool, 
 // open no new stream; streams in flight finish and each ServeConn returns
 // when its connection has none left.
 func (s *Server) Shutdown() {
+	s.wmu.Lock()
+	if !s.down {
+		s.down = true
+		close(s.quit)
+	}
+	s.wmu.Unlock()
 	s.mu.Lock()
 	s.shutdown = true
 	conns := make([]*serverConn, 0, len(s.conns))

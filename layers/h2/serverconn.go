@@ -494,7 +494,7 @@ func (sc *serverConn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if sc.idle != nil {
 		sc.idle.Stop()
 	}
-	go sc.runStream(st)
+	sc.srv.dispatch(st)
 	return nil
 }
 
