@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -526,6 +527,13 @@ func (g *guard) writeLoop() {
 		}
 		if len(g.wq) == 0 {
 			break
+		}
+		if len(g.wq) < maxQueued/2 && !g.closing {
+			// Let the goroutines that are ready run first: under load,
+			// other streams' frames join this write.
+			g.wmu.Unlock()
+			runtime.Gosched()
+			g.wmu.Lock()
 		}
 		buf := g.wq
 		g.wq, g.wspare = g.wspare[:0], nil
