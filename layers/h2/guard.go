@@ -98,6 +98,10 @@ type abuseLimits struct {
 	glitchBurst, glitchRate   float64
 	maxContinuations          int
 	maxHeaderBytes            int
+	// ownMux: the guard is in front of the mux of strata's own, which
+	// refuses connection-specific fields itself; header blocks pass
+	// undecoded.
+	ownMux bool
 }
 
 // newAbuseLimits derives the thresholds from the stream limit and the
@@ -263,7 +267,9 @@ func (g *guard) inspect() string {
 		}
 		g.inBlock, g.conts = flags&flagEndHeaders == 0, 0
 		g.bad = false
-		g.readBlock(flags, length, true)
+		if !lim.ownMux {
+			g.readBlock(flags, length, true)
+		}
 	case frameContinuation:
 		g.conts++
 		if g.conts > lim.maxContinuations {
@@ -272,7 +278,9 @@ func (g *guard) inspect() string {
 		if flags&flagEndHeaders != 0 {
 			g.inBlock = false
 		}
-		g.readBlock(flags, length, false)
+		if !lim.ownMux {
+			g.readBlock(flags, length, false)
+		}
 	case frameRSTStream:
 		if !g.resets.add(time.Now(), lim.resetBurst, lim.resetRate) {
 			return "rapid reset"

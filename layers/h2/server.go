@@ -105,7 +105,9 @@ func (s *Server) Own() bool { return !s.o.XNet }
 // returns.
 func (s *Server) ServeConnStreams(conn net.Conn, sawPreface bool, handler StreamHandler) {
 	remote := conn.RemoteAddr()
-	conn = newGuard(conn, sawPreface, s.lim, func(reason string) {
+	lim := s.lim
+	lim.ownMux = true
+	conn = newGuard(conn, sawPreface, lim, func(reason string) {
 		s.log.Info("http2 connection ended with GOAWAY ENHANCE_YOUR_CALM",
 			slog.String("client", remote.String()), slog.String("reason", reason))
 	})

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -559,22 +560,38 @@ func isConnectionSpecific(name []byte) bool {
 	return false
 }
 
-// lowerName is name in lower case, as HTTP/2 carries field names.
+// lowerName is name in lower case, as HTTP/2 carries field names; the
+// common names cost no allocation.
 func lowerName(name []byte) string {
-	for _, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			b := make([]byte, len(name))
-			for i, c := range name {
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				b[i] = c
-			}
-			return string(b)
-		}
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return strings.ToLower(string(name))
 	}
-	return string(name)
+	b := buf[:len(name)]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	if s, ok := commonNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }
+
+// commonNames are response field names that need no allocation.
+var commonNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{"accept-ranges", "access-control-allow-origin", "age", "alt-svc", "cache-control",
+		"content-disposition", "content-encoding", "content-language", "content-length", "content-location",
+		"content-range", "content-security-policy", "content-type", "date", "etag", "expires", "grpc-message",
+		"grpc-status", "last-modified", "link", "location", "server", "set-cookie", "strict-transport-security",
+		"trailer", "vary", "via", "www-authenticate", "x-content-type-options", "x-frame-options", "x-request-id"} {
+		m[n] = n
+	}
+	return m
+}()
 
 // bytesOf views s as bytes without copying; msg.Head slices are read-only.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
