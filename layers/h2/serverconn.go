@@ -204,15 +204,13 @@ func (sc *serverConn) end() {
 	if sc.idle != nil {
 		sc.idle.Stop()
 	}
-	streams := make([]*ServerStream, 0, len(sc.streams))
+	// Under the lock: a stream's handler may end and give the stream
+	// back for reuse as soon as the lock is free.
 	for _, st := range sc.streams {
-		streams = append(streams, st)
+		st.resetLocked(errConnClosed)
 	}
 	close(sc.done)
 	sc.mu.Unlock()
-	for _, st := range streams {
-		st.fail(errConnClosed)
-	}
 	sc.conn.Close()
 }
 

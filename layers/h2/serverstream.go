@@ -129,13 +129,6 @@ func (st *ServerStream) resetLocked(err error) {
 	st.wakeWriter()
 }
 
-// fail ends the stream for err (its connection ended).
-func (st *ServerStream) fail(err error) {
-	st.sc.mu.Lock()
-	st.resetLocked(err)
-	st.sc.mu.Unlock()
-}
-
 // OnReset arranges for f to run (once, on a goroutine of its own) when
 // the client resets the stream or its connection ends; it reports whether
 // that already happened, in which case f runs too.
