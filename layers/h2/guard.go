@@ -102,6 +102,9 @@ type abuseLimits struct {
 	// refuses connection-specific fields itself; header blocks pass
 	// undecoded.
 	ownMux bool
+	// writeTimeout bounds each write of the connection's writer (0:
+	// none): a client that stops reading fails the connection.
+	writeTimeout time.Duration
 }
 
 // newAbuseLimits derives the thresholds from the stream limit and the
@@ -546,7 +549,11 @@ func (g *guard) writeLoop() {
 		buf := g.wq
 		g.wq, g.wspare = g.wspare[:0], nil
 		g.writing = true
+		closing := g.closing
 		g.wmu.Unlock()
+		if d := g.lim.writeTimeout; d > 0 && !closing {
+			g.Conn.SetWriteDeadline(time.Now().Add(d))
+		}
 		_, err := g.Conn.Write(buf)
 		g.wmu.Lock()
 		g.writing = false

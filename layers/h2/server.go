@@ -107,6 +107,7 @@ func (s *Server) ServeConnStreams(conn net.Conn, sawPreface bool, handler Stream
 	remote := conn.RemoteAddr()
 	lim := s.lim
 	lim.ownMux = true
+	lim.writeTimeout = s.sopts.Client
 	conn = newGuard(conn, sawPreface, lim, func(reason string) {
 		s.log.Info("http2 connection ended with GOAWAY ENHANCE_YOUR_CALM",
 			slog.String("client", remote.String()), slog.String("reason", reason))

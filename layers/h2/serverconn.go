@@ -61,7 +61,6 @@ type serverConn struct {
 	werr         error // a write failed
 	idle         *time.Timer
 	done         chan struct{} // closed when the connection ended
-	lastDeadline time.Time
 }
 
 var (
@@ -539,20 +538,6 @@ func (sc *serverConn) runStream(st *ServerStream) {
 	}
 	sc.mu.Unlock()
 	st.release()
-}
-
-// writeDeadline keeps the connection's write deadline ahead of now while
-// streams write. mu is held.
-func (sc *serverConn) writeDeadline() {
-	d := sc.srv.sopts.Client
-	if d <= 0 {
-		return
-	}
-	now := time.Now()
-	if now.Sub(sc.lastDeadline) > d/4 {
-		sc.lastDeadline = now
-		sc.conn.SetWriteDeadline(now.Add(d))
-	}
 }
 
 // writeHeaders writes the header block in sc.hbuf for stream id, split

@@ -369,3 +369,71 @@ func BenchmarkServerStream(b *testing.B) {
 	c.Close()
 	<-served
 }
+
+// TestServerStreamsWindowTimeout: a client that opens no flow-control
+// window makes a response write fail after the stream's client timeout
+// instead of waiting for ever; the first bytes a window of 1 allows go
+// out (h2spec 6.9.1's case, exactly).
+func TestServerStreamsWindowTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := NewServer(Options{Stream: hstream.Options{Client: 300 * time.Millisecond}})
+	defer s.Shutdown()
+	writeErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.ServeConnStreams(c, false, func(st *ServerStream) {
+			writeErr <- st.WriteHead(&msg.Head{Status: 200, Body: msg.BodyLength, ContentLength: 5}, []byte("hello"), true)
+		})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, Preface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "localhost"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	start := time.Now()
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Fatal("a response of 5 bytes was written whole through a window of 1")
+		}
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Fatalf("the write failed after %v, before the client timeout", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write still waits for a window after 10 s")
+	}
+	var data []byte
+	reset := false
+	for !reset {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %q: %v", data, err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			data = append(data, f.Data()...)
+		case *http2.RSTStreamFrame:
+			reset = true
+		}
+	}
+	if string(data) != "h" {
+		t.Fatalf("DATA before the reset: %q, want the 1 byte the window allows", data)
+	}
+}

@@ -388,7 +388,6 @@ func (st *ServerStream) WriteHead(h *msg.Head, body []byte, end bool) error {
 		(h.Body == msg.BodyLength || (h.Body == msg.BodyNone && string(st.head.Method) == "HEAD")) {
 		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(num[:0], h.ContentLength, 10))})
 	}
-	sc.writeDeadline()
 	endNow := final && end && len(body) == 0
 	err := sc.writeHeaders(st.id, endNow)
 	if err == nil && endNow {
@@ -456,7 +455,6 @@ func (st *ServerStream) writeData(p []byte, end bool) error {
 			n = int(min(int64(n), allowed))
 		}
 		last := end && n == len(p)
-		sc.writeDeadline()
 		if err := sc.fr.WriteData(st.id, last, p[:n]); err != nil {
 			sc.werr = err
 			return err
