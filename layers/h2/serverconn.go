@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -483,6 +484,11 @@ func (sc *serverConn) processHeaders(f *http2.MetaHeadersFrame) error {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		st.err = err
+		for i := range st.fields {
+			if f := &st.fields[i]; f.Name == "expect" && strings.EqualFold(f.Value, "100-continue") {
+				st.expect = true
+			}
+		}
 	}
 	st.remoteClosed = f.StreamEnded()
 	st.eof = st.remoteClosed

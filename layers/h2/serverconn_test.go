@@ -437,3 +437,69 @@ func TestServerStreamsWindowTimeout(t *testing.T) {
 		t.Fatalf("DATA before the reset: %q, want the 1 byte the window allows", data)
 	}
 }
+
+// TestServerStreamsContinue: a request expecting 100-continue gets its
+// 100 when the handler decides to read the body, and the body after it.
+func TestServerStreamsContinue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := NewServer(Options{})
+	defer s.Shutdown()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.ServeConnStreams(c, false, func(st *ServerStream) {
+			if err := st.Continue(); err != nil {
+				return
+			}
+			echo(st)
+		})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, Preface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "localhost"}, {":path", "/"},
+		{"content-length", "5"}, {"expect", "100-continue"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	var statuses []string
+	var body []byte
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("statuses %v, body %q: %v", statuses, body, err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			statuses = append(statuses, f.PseudoValue("status"))
+			if f.PseudoValue("status") == "100" {
+				fr.WriteData(1, true, []byte("hello"))
+			}
+		case *http2.DataFrame:
+			body = append(body, f.Data()...)
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream reset: %v", f.ErrCode)
+		}
+		if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+			break
+		}
+	}
+	if strings.Join(statuses, ",") != "100,200" || string(body) != "hello" {
+		t.Fatalf("statuses %v, body %q; want 100 then 200 with the body echoed", statuses, body)
+	}
+}

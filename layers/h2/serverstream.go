@@ -57,6 +57,7 @@ type ServerStream struct {
 	bodyDone bool
 
 	// Owned by the writing goroutine.
+	expect     bool // the request expects 100-continue
 	wroteFinal bool
 	ended      bool
 }
@@ -156,9 +157,26 @@ func (st *ServerStream) Close() {}
 // Head is the request head.
 func (st *ServerStream) Head() *msg.Head { return &st.head }
 
-// Continue is a no-op: a client waiting for 100-continue sends its body
-// when it sees the window the stream offers.
-func (st *ServerStream) Continue() error { return nil }
+// Continue answers 100 (Continue) to a request that expects it and whose
+// body has not started yet: the session is about to read the body.
+func (st *ServerStream) Continue() error {
+	if !st.expect {
+		return nil
+	}
+	st.expect = false
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.remoteClosed || st.got > 0 {
+		return nil // the client did not wait
+	}
+	if err := st.writable(); err != nil {
+		return err
+	}
+	sc.hbuf.Reset()
+	sc.henc.WriteField(hpack.HeaderField{Name: nameStatus, Value: "100"})
+	return sc.writeHeaders(st.id, false)
+}
 
 // bufSize is how much body WaitBody waits for before forwarding starts.
 func (st *ServerStream) bufSize() int {
