@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -528,7 +529,7 @@ func (sc *serverConn) processTrailers(st *ServerStream, f *http2.MetaHeadersFram
 
 // runStream runs the handler for st and closes the stream after it.
 func (sc *serverConn) runStream(st *ServerStream) {
-	sc.handler(st)
+	sc.callHandler(st)
 	sc.mu.Lock()
 	if sc.streams[st.id] == st {
 		switch {
@@ -544,6 +545,17 @@ func (sc *serverConn) runStream(st *ServerStream) {
 	}
 	sc.mu.Unlock()
 	st.release()
+}
+
+// callHandler runs the handler for st; a panic in it is logged and its
+// stream reset (below, as a response cut off), as net/http servers do.
+func (sc *serverConn) callHandler(st *ServerStream) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc.log.Error("http2 stream handler panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	sc.handler(st)
 }
 
 // writeHeaders writes the header block in sc.hbuf for stream id, split

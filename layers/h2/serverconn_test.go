@@ -503,3 +503,26 @@ func TestServerStreamsContinue(t *testing.T) {
 		t.Fatalf("statuses %v, body %q; want 100 then 200 with the body echoed", statuses, body)
 	}
 }
+
+// TestServerStreamsHandlerPanic: a handler's panic resets its stream; the
+// connection and the process go on.
+func TestServerStreamsHandlerPanic(t *testing.T) {
+	_, client, base := serveOwn(t, Options{}, func(st *ServerStream) {
+		if string(st.Head().Path) == "/panic" {
+			panic("test panic")
+		}
+		echo(st)
+	})
+	if resp, err := client.Get(base + "/panic"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a panicking handler answered %d, want a stream reset", resp.StatusCode)
+	}
+	resp, err := client.Get(base + "/after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the panic: status %d", resp.StatusCode)
+	}
+}
