@@ -46,6 +46,7 @@ type serverConn struct {
 	fr      *http2.Framer
 	handler StreamHandler
 	log     *slog.Logger
+	block   *headerBlock // the header block being read: the reader's
 
 	mu           sync.Mutex
 	streams      map[uint32]*ServerStream
@@ -86,8 +87,7 @@ func (s *Server) serveStreams(conn net.Conn, sawPreface bool, handler StreamHand
 	}
 	sc.henc = hpack.NewEncoder(&sc.hbuf)
 	sc.fr = http2.NewFramer(conn, conn)
-	sc.fr.ReadMetaHeaders = hpack.NewDecoder(headerTableSize, nil)
-	sc.fr.MaxHeaderListSize = uint32(s.o.MaxHeaderBytes)
+	sc.block = newHeaderBlock(s.o.MaxHeaderBytes)
 	sc.fr.SetMaxReadFrameSize(maxFrameSize)
 	sc.fr.SetReuseFrames()
 	down := s.track(sc)
@@ -288,8 +288,18 @@ func (sc *serverConn) process(f http2.Frame) error {
 		return sc.werr
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return sc.processHeaders(f)
+	case *http2.HeadersFrame:
+		done, err := sc.block.start(f)
+		if err != nil || !done {
+			return err
+		}
+		return sc.endBlock()
+	case *http2.ContinuationFrame:
+		done, err := sc.block.write(f.HeaderBlockFragment(), f.HeadersEnded())
+		if err != nil || !done {
+			return err
+		}
+		return sc.endBlock()
 	case *http2.DataFrame:
 		return sc.processData(f)
 	case *http2.SettingsFrame:
@@ -442,6 +452,18 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 	st.returnCredit()
 	st.wakeReader()
 	return nil
+}
+
+// endBlock handles a header block decoded whole. mu is held.
+func (sc *serverConn) endBlock() error {
+	f := &sc.block.meta
+	if sc.block.invalid {
+		if id := f.StreamID; id&1 == 1 && id > sc.maxClientID {
+			sc.maxClientID = id // the stream was opened, malformed
+		}
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+	}
+	return sc.processHeaders(f)
 }
 
 func (sc *serverConn) processHeaders(f *http2.MetaHeadersFrame) error {
