@@ -257,9 +257,10 @@ func (sc *serverConn) forget(st *ServerStream) {
 		return
 	}
 	delete(sc.streams, st.id)
-	// Data received and never consumed goes back to the connection.
-	sc.creditConn(int64(len(st.in)) + st.credit)
-	st.in, st.credit = st.in[:0], 0
+	// Data received and not consumed yet goes back to the connection
+	// now; the handler may still read it.
+	sc.creditConn(int64(len(st.in)))
+	st.gone, st.credit = true, 0
 	if len(sc.streams) == 0 {
 		if sc.goingAway {
 			sc.conn.SetReadDeadline(time.Unix(1, 0)) // the reader ends the connection
@@ -430,7 +431,7 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 	data := f.Data()
 	// Padding is flow-controlled but never consumed: credit it now.
 	if pad := n - int64(len(data)); pad > 0 {
-		st.credit += pad
+		st.consumed(pad)
 	}
 	st.got += int64(len(data))
 	if h := &st.head; st.err == nil && h.Body == msg.BodyLength && st.got > h.ContentLength {
@@ -438,7 +439,7 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	if st.cancelled {
-		st.credit += int64(len(data))
+		st.consumed(int64(len(data)))
 	} else {
 		st.in = append(st.in, data...)
 	}
@@ -448,8 +449,10 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 		}
 		st.remoteClosed = true
 		st.eof = true
+		if st.localClosed {
+			sc.forget(st)
+		}
 	}
-	st.returnCredit()
 	st.wakeReader()
 	return nil
 }
@@ -545,6 +548,9 @@ func (sc *serverConn) processTrailers(st *ServerStream, f *http2.MetaHeadersFram
 	st.trailerFields = append(st.trailerFields[:0], f.Fields...)
 	st.remoteClosed = true
 	st.eof = true
+	if st.localClosed {
+		sc.forget(st)
+	}
 	st.wakeReader()
 	return nil
 }

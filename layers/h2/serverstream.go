@@ -38,6 +38,7 @@ type ServerStream struct {
 	// Guarded by sc.mu.
 	in           []byte // received body data not yet taken
 	credit       int64  // body bytes taken and not yet credited to the stream
+	gone         bool   // the connection forgot the stream (credited what it held)
 	got          int64  // body bytes received
 	recvWindow   int64
 	sendWindow   int64
@@ -226,7 +227,8 @@ func (st *ServerStream) waitData() error {
 		}
 		sc.mu.Lock()
 	}
-	if st.rerr != nil && len(st.in) == 0 && !st.eof {
+	if st.rerr != nil && !st.eof {
+		// Reset before its end: what was received is not a body.
 		st.bodyErr = st.readErr()
 		return st.bodyErr
 	}
@@ -269,8 +271,7 @@ func (st *ServerStream) take() ([]byte, error) {
 	}
 	p := st.in
 	st.in, st.out = st.out[:0], p
-	st.credit += int64(len(p))
-	st.returnCredit()
+	st.consumed(int64(len(p)))
 	if st.eof {
 		st.finishBody()
 		return p, io.EOF
@@ -278,26 +279,31 @@ func (st *ServerStream) take() ([]byte, error) {
 	return p, nil
 }
 
-// returnCredit sends WINDOW_UPDATEs for the body data taken. sc.mu is
+// consumed returns n bytes of the stream's body, taken or dropped, to the
+// flow-control windows: at once to the connection's (its credit is sent
+// in batches), and to the stream's when enough of it gathered. sc.mu is
 // held.
-func (st *ServerStream) returnCredit() {
+func (st *ServerStream) consumed(n int64) {
+	if n == 0 || st.gone {
+		return
+	}
 	sc := st.sc
-	if st.credit == 0 || sc.werr != nil || sc.closed {
+	sc.creditConn(n)
+	st.credit += n
+	if st.remoteClosed || st.rerr != nil {
+		st.credit = 0 // the client sends no more on it
 		return
 	}
-	n := st.credit
-	if !st.remoteClosed && st.rerr == nil && n >= streamRecvWindow/4 {
-		sc.werr = sc.fr.WriteWindowUpdate(st.id, uint32(n))
-		st.recvWindow += n
+	if st.credit >= streamCreditBatch && sc.werr == nil && !sc.closed {
+		sc.werr = sc.fr.WriteWindowUpdate(st.id, uint32(st.credit))
+		st.recvWindow += st.credit
 		st.credit = 0
-		sc.creditConn(n)
-		return
-	}
-	if st.remoteClosed {
-		st.credit = 0
-		sc.creditConn(n)
 	}
 }
+
+// streamCreditBatch is how much consumed body a stream gathers before its
+// WINDOW_UPDATE.
+const streamCreditBatch = streamRecvWindow / 8
 
 // finishBody makes the trailers available. sc.mu is held.
 func (st *ServerStream) finishBody() {
@@ -365,12 +371,12 @@ func (st *ServerStream) CancelBody() {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	st.cancelled = true
-	st.credit += int64(len(st.in))
+	n := int64(len(st.in))
 	st.in = st.in[:0]
 	if st.rerr == nil {
 		st.rerr = errBodyCancelled
 	}
-	st.returnCredit()
+	st.consumed(n)
 	st.wakeReader()
 }
 
@@ -446,9 +452,14 @@ func (st *ServerStream) writable() error {
 	return nil
 }
 
-// closeLocal records that strata ended its side. sc.mu is held.
+// closeLocal records that strata ended its side; a stream that the
+// client ended too is closed from then on (RFC 9113 §5.1), whatever its
+// handler still does. sc.mu is held.
 func (st *ServerStream) closeLocal() {
 	st.localClosed = true
+	if st.remoteClosed {
+		st.sc.forget(st)
+	}
 }
 
 // writeData writes p as DATA frames within the flow-control windows,
