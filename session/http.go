@@ -14,6 +14,7 @@ import (
 	"github.com/strata-proxy/strata/layers"
 	"github.com/strata-proxy/strata/layers/h1"
 	"github.com/strata-proxy/strata/layers/h2"
+	"github.com/strata-proxy/strata/layers/hstream"
 	"github.com/strata-proxy/strata/layers/msg"
 )
 
@@ -166,6 +167,18 @@ func NewHTTPFrontend(o HTTPFrontendOptions) (*HTTPFrontend, error) {
 		}
 		if h2o.Logger == nil {
 			h2o.Logger = o.Logger
+		}
+		lim := o.Limits.WithDefaults()
+		h2o.Stream = hstream.Options{
+			Buffers:      f.buffers,
+			MaxHeadBytes: lim.MaxHeadBytes,
+			MaxFields:    lim.MaxFields,
+			MaxURI:       lim.MaxURI,
+			MaxBody:      lim.MaxBody,
+			Client:       o.Timeouts.Client,
+		}
+		if os.Getenv("STRATA_H2_IMPL") == "xnet" {
+			h2o.XNet = true // x/net's server, kept for comparison
 		}
 		f.h2 = h2.NewServer(h2o)
 	}

@@ -62,6 +62,12 @@ func (c *httpConn) pickMux(conn net.Conn) bool {
 // own (ServeStream). The frontend's Shutdown reaches it with GOAWAY.
 func (c *httpConn) serveH2(conn net.Conn, sawPreface bool) {
 	in := c.in
+	if c.f.h2.Own() {
+		c.f.h2.ServeConnStreams(conn, sawPreface, func(st *h2.ServerStream) {
+			c.f.serveStreamH2(in, st)
+		})
+		return
+	}
 	c.f.h2.ServeConn(context.Background(), conn, sawPreface, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.f.ServeStream(in, w, r)
 	}))
@@ -86,17 +92,7 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 		MaxBody:      lim.MaxBody,
 		Client:       f.o.Timeouts.Client,
 	})
-	c, _ := streamConns.Get().(*httpConn)
-	if c == nil {
-		c = new(httpConn)
-	}
-	c.f, c.in, c.stream = f, in, true
-	if c.s == nil {
-		c.s = &httpSession{}
-	}
-	c.s.c = c
-	c.smux = streamMux{st: st}
-	c.mux = &c.smux
+	c := f.streamConn(in, st)
 	// The stream's context ends when the client resets it (or its
 	// connection ends): the session stops at once, before connecting if
 	// it has not yet, so that a rapid reset costs the servers nothing.
@@ -119,6 +115,51 @@ func (f *HTTPFrontend) ServeStream(in *layers.Initiator, w http.ResponseWriter, 
 	if !ended {
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// serveStreamH2 serves one request stream of a connection of the HTTP/2
+// mux of strata's own, as ServeStream does for net/http-style servers. A
+// stream whose response could not be completed is reset by the mux when
+// this returns.
+func (f *HTTPFrontend) serveStreamH2(in *layers.Initiator, st *h2.ServerStream) {
+	c := f.streamConn(in, st)
+	var mu sync.Mutex
+	done, cancelled := false, false
+	st.OnReset(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			cancelled = true
+			c.cancelStream()
+		}
+	})
+	runtime.Gosched() // see ServeStream: a reset that came with the head is read first
+	c.s.reset()
+	c.s.serve()
+	mu.Lock()
+	done = true
+	reuse := !cancelled
+	mu.Unlock()
+	if reuse {
+		c.recycle()
+		streamConns.Put(c)
+	}
+}
+
+// streamConn is the httpConn of a stream's session, reused when it can be.
+func (f *HTTPFrontend) streamConn(in *layers.Initiator, st muxStream) *httpConn {
+	c, _ := streamConns.Get().(*httpConn)
+	if c == nil {
+		c = new(httpConn)
+	}
+	c.f, c.in, c.stream = f, in, true
+	if c.s == nil {
+		c.s = &httpSession{}
+	}
+	c.s.c = c
+	c.smux = streamMux{st: st}
+	c.mux = &c.smux
+	return c
 }
 
 // streamConns keeps the httpConns of finished streams for reuse.
@@ -159,8 +200,20 @@ func (c *httpConn) cancelStream() {
 // streamMux is the mux of a session serving one stream of a multiplexed
 // connection: it yields that stream (or its refusal) once.
 type streamMux struct {
-	st   *hstream.Stream
+	st   muxStream
 	done bool
+}
+
+// muxStream is a stream as the mux stages of multiplexed connections
+// hand it over (hstream.Stream, h2.ServerStream).
+type muxStream interface {
+	HTTPStream
+	// Err is why the request is refused, or nil.
+	Err() error
+	// Start is when the request head arrived.
+	Start() time.Time
+	// Close gives back the stream's buffers.
+	Close()
 }
 
 func (m *streamMux) Next() (HTTPStream, error) {

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -86,6 +88,59 @@ func FuzzGuard(f *testing.F) {
 		}
 		if len(out) > len(in)+len(resetField)*len(want) {
 			t.Fatalf("%d bytes out of %d", len(out), len(in))
+		}
+	})
+}
+
+// FuzzHeaderBlock feeds arbitrary header block fragments to the mux's
+// decoder, the block split at cut: it never panics, and a block it
+// accepts holds only lower-case token names, values without forbidden
+// bytes, pseudo-header fields first, each once, and fits the list size.
+func FuzzHeaderBlock(f *testing.F) {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/"}, {":authority", "a"}, {"accept", "*/*"}} {
+		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	f.Add(bytes.Clone(hb.Bytes()), 3)
+	enc.WriteField(hpack.HeaderField{Name: "X-Upper", Value: "1"})
+	f.Add(bytes.Clone(hb.Bytes()), 0)
+	f.Add([]byte{0x3f, 0xe1, 0x1f}, 1) // a table size update past the limit
+	f.Add([]byte{0x80}, 0)             // index 0
+	f.Fuzz(func(t *testing.T, block []byte, cut int) {
+		b := newHeaderBlock(1024)
+		cut = min(max(cut, 0), len(block))
+		var hf http2.HeadersFrame // only its flags matter: none
+		b.meta = http2.MetaHeadersFrame{HeadersFrame: &hf}
+		b.remain = b.maxList
+		if _, err := b.write(block[:cut], false); err != nil {
+			return
+		}
+		done, err := b.write(block[cut:], true)
+		if err != nil || !done || b.invalid {
+			return
+		}
+		size, regular := 0, false
+		seen := map[string]bool{}
+		for _, f := range b.meta.Fields {
+			size += int(f.Size())
+			if !httpguts.ValidHeaderFieldValue(f.Value) {
+				t.Fatalf("value %q accepted", f.Value)
+			}
+			if f.IsPseudo() {
+				if regular || seen[f.Name] {
+					t.Fatalf("pseudo-header field %q accepted after a regular one or twice", f.Name)
+				}
+				seen[f.Name] = true
+				continue
+			}
+			regular = true
+			if !validWireName(f.Name) || strings.ToLower(f.Name) != f.Name {
+				t.Fatalf("name %q accepted", f.Name)
+			}
+		}
+		if size > 1024 {
+			t.Fatalf("list of %d bytes accepted, limit 1024", size)
 		}
 	})
 }

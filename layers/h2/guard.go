@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,13 @@ type abuseLimits struct {
 	glitchBurst, glitchRate   float64
 	maxContinuations          int
 	maxHeaderBytes            int
+	// ownMux: the guard is in front of the mux of strata's own, which
+	// refuses connection-specific fields itself; header blocks pass
+	// undecoded.
+	ownMux bool
+	// writeTimeout bounds each write of the connection's writer (0:
+	// none): a client that stops reading fails the connection.
+	writeTimeout time.Duration
 }
 
 // newAbuseLimits derives the thresholds from the stream limit and the
@@ -262,7 +270,9 @@ func (g *guard) inspect() string {
 		}
 		g.inBlock, g.conts = flags&flagEndHeaders == 0, 0
 		g.bad = false
-		g.readBlock(flags, length, true)
+		if !lim.ownMux {
+			g.readBlock(flags, length, true)
+		}
 	case frameContinuation:
 		g.conts++
 		if g.conts > lim.maxContinuations {
@@ -271,7 +281,9 @@ func (g *guard) inspect() string {
 		if flags&flagEndHeaders != 0 {
 			g.inBlock = false
 		}
-		g.readBlock(flags, length, false)
+		if !lim.ownMux {
+			g.readBlock(flags, length, false)
+		}
 	case frameRSTStream:
 		if !g.resets.add(time.Now(), lim.resetBurst, lim.resetRate) {
 			return "rapid reset"
@@ -527,10 +539,21 @@ func (g *guard) writeLoop() {
 		if len(g.wq) == 0 {
 			break
 		}
+		if len(g.wq) < maxQueued/2 && !g.closing {
+			// Let the goroutines that are ready run first: under load,
+			// other streams' frames join this write.
+			g.wmu.Unlock()
+			runtime.Gosched()
+			g.wmu.Lock()
+		}
 		buf := g.wq
 		g.wq, g.wspare = g.wspare[:0], nil
 		g.writing = true
+		closing := g.closing
 		g.wmu.Unlock()
+		if d := g.lim.writeTimeout; d > 0 && !closing {
+			g.Conn.SetWriteDeadline(time.Now().Add(d))
+		}
 		_, err := g.Conn.Write(buf)
 		g.wmu.Lock()
 		g.writing = false

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/strata-proxy/strata/layers/hstream"
 )
 
 // Options are the limits of an HTTP/2 front. Zero means the default.
@@ -26,15 +29,34 @@ type Options struct {
 	// Logger receives what the protocol implementation logs (protocol
 	// errors of peers, at debug level); nil is silent.
 	Logger *slog.Logger
+	// Stream bounds what a request stream of the mux of strata's own
+	// accepts (its head, URI, body) and its waits for the client; the
+	// x/net server's streams take the same limits in the session.
+	Stream hstream.Options
+	// XNet serves the connections with golang.org/x/net/http2's server
+	// instead of the mux of strata's own (ServeConnStreams then falls
+	// back to it through the caller's handler).
+	XNet bool
 }
 
 // Server is the HTTP/2 mux stage for the connections of one frontend. It
 // is safe for concurrent use: ServeConn runs once per connection.
 type Server struct {
-	hs  *http.Server
-	s   *http2.Server
-	lim abuseLimits
-	log *slog.Logger
+	hs    *http.Server
+	s     *http2.Server
+	o     Options
+	sopts hstream.Options
+	lim   abuseLimits
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*serverConn]struct{}
+	shutdown bool
+
+	wmu         sync.Mutex // guards the workers
+	idleWorkers []worker
+	down        bool          // Shutdown was called
+	quit        chan struct{} // closed by Shutdown: parked workers end
 }
 
 // NewServer builds the stage.
@@ -68,7 +90,46 @@ func NewServer(o Options) *Server {
 	if err := http2.ConfigureServer(hs, s); err != nil {
 		panic("h2: " + err.Error()) // only on a TLS configuration we never set
 	}
-	return &Server{hs: hs, s: s, lim: newAbuseLimits(o.MaxConcurrentStreams, o.MaxHeaderBytes), log: logger}
+	return &Server{hs: hs, s: s, o: o, sopts: o.Stream, lim: newAbuseLimits(o.MaxConcurrentStreams, o.MaxHeaderBytes), log: logger,
+		conns: make(map[*serverConn]struct{}), quit: make(chan struct{})}
+}
+
+// Own reports whether connections are served by the mux of strata's own
+// (ServeConnStreams) rather than x/net's server (ServeConn).
+func (s *Server) Own() bool { return !s.o.XNet }
+
+// ServeConnStreams serves the HTTP/2 connection conn with the mux of
+// strata's own until it ends, calling handler for each request stream on
+// a goroutine of its own. sawPreface says the client's connection preface
+// was already read from conn (see SniffPreface). It closes conn before it
+// returns.
+func (s *Server) ServeConnStreams(conn net.Conn, sawPreface bool, handler StreamHandler) {
+	remote := conn.RemoteAddr()
+	lim := s.lim
+	lim.ownMux = true
+	lim.writeTimeout = s.sopts.Client
+	conn = newGuard(conn, sawPreface, lim, func(reason string) {
+		s.log.Info("http2 connection ended with GOAWAY ENHANCE_YOUR_CALM",
+			slog.String("client", remote.String()), slog.String("reason", reason))
+	})
+	defer conn.Close()
+	s.serveStreams(conn, sawPreface, handler)
+}
+
+// track registers a connection for Shutdown; it reports whether the
+// server was shut down already (then the connection is to be sent GOAWAY
+// at once).
+func (s *Server) track(sc *serverConn) (down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns[sc] = struct{}{}
+	return s.shutdown
+}
+
+func (s *Server) untrack(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
 }
 
 // ServeConn serves the HTTP/2 connection conn until it ends, calling
@@ -94,6 +155,22 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, sawPreface bool, 
 // open no new stream; streams in flight finish and each ServeConn returns
 // when its connection has none left.
 func (s *Server) Shutdown() {
+	s.wmu.Lock()
+	if !s.down {
+		s.down = true
+		close(s.quit)
+	}
+	s.wmu.Unlock()
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		sc.shutdown()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the GOAWAYs are sent at once; waiting is the caller's business
 	s.hs.Shutdown(ctx)
