@@ -66,3 +66,40 @@ func TestBufferedLog(t *testing.T) {
 		}
 	}
 }
+
+// slowWriter takes its time over each write, as a file on a busy disk or
+// a pipe whose reader lags.
+type slowWriter struct {
+	lockedBuffer
+	delay time.Duration
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(s.delay)
+	return s.lockedBuffer.Write(p)
+}
+
+// TestBufferedLogWritersDoNotWaitForOutput: while the flusher is stuck in a
+// slow write, lines are still taken at once.
+func TestBufferedLogWritersDoNotWaitForOutput(t *testing.T) {
+	out := &slowWriter{delay: 300 * time.Millisecond}
+	b := newBufferedLog(out)
+	line := []byte(strings.Repeat("y", 199) + "\n")
+	for range logFlushSize / len(line) * 2 { // past logFlushSize: the flusher starts a slow write
+		b.Write(line)
+	}
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	for range 1000 {
+		b.Write(line)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("1000 lines took %v while the output was slow; writers waited for it", d)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != logFlushSize/len(line)*2+1000 {
+		t.Fatalf("%d lines written, want %d", n, logFlushSize/len(line)*2+1000)
+	}
+}
