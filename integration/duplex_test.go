@@ -26,28 +26,7 @@ func startDuplexBackend(t *testing.T) string {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		if err := rc.EnableFullDuplex(); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		w.WriteHeader(200)
-		rc.Flush()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return
-				}
-				rc.Flush()
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
+	mux.HandleFunc("/echo", streamEcho)
 	mux.HandleFunc("/refuse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		http.Error(w, "refused early", http.StatusRequestEntityTooLarge)
@@ -141,5 +120,28 @@ backends:
 			wg.Wait() // the proxy closed the connection: the upload ends
 			logs.waitAccess(t, func(m map[string]any) bool { return m["path"] == "/refuse" && m["status"] == float64(413) })
 		})
+	}
+}
+
+// streamEcho writes the request body back as it reads it, flushing each
+// piece: a backend that answers while the client still uploads (HTTP/1.1
+// full duplex, or an HTTP/2 stream).
+func streamEcho(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex() // HTTP/2 streams are full duplex already (and say unsupported)
+	w.WriteHeader(200)
+	rc.Flush()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			rc.Flush()
+		}
+		if err != nil {
+			return
+		}
 	}
 }

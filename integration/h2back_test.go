@@ -619,24 +619,7 @@ func TestH2BackendFullDuplex(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		w.WriteHeader(200)
-		rc.Flush()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return
-				}
-				rc.Flush()
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
+	mux.HandleFunc("/echo", streamEcho)
 	mux.HandleFunc("/refuse", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refused early", http.StatusRequestEntityTooLarge)
 	})
